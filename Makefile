@@ -1,0 +1,39 @@
+# Two commands: `make demo` and `make test`. Everything is installed by these files.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export ETL_ASSETS_HOME ?= $(CURDIR)/.etl_home
+export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
+
+.PHONY: install dagster-home demo test ui status clean
+
+# Re-install only when the project's dependencies change.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
+	$(BIN)/python -c "import etl_assets, dagster, pyspark"
+	touch $@
+
+install: $(BIN)/.installed
+
+# The instance config is the top-level dagster.yaml; storage lands under ETL_ASSETS_HOME.
+dagster-home:
+	mkdir -p "$(DAGSTER_HOME)"
+	ln -sf "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+
+demo: install dagster-home
+	$(BIN)/dagster asset materialize -m etl_assets.definitions --select '*'
+	$(BIN)/etl-assets status
+
+test: install
+	$(BIN)/python -m pytest
+
+ui: install dagster-home
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+
+status: install
+	$(BIN)/etl-assets status
+
+clean:
+	rm -rf .etl_home

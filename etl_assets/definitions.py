@@ -1,0 +1,43 @@
+"""The one `Definitions` of the project, assembled from the specs and the profile."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl_assets.settings import Settings, load_settings
+from etl_assets.spark import build_spark_resource
+from etl_assets.specs import Project, load_project
+from etl_assets.tables import EtlLogResource, build_source_asset, build_table_asset
+
+
+def build_resources(settings: Settings) -> dict[str, object]:
+    """Resources for the settings' profile: Spark (lazy) and the log database."""
+    return {
+        "spark": build_spark_resource(settings),
+        "etl_log": EtlLogResource(database=settings.log_db),
+    }
+
+
+def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """A source asset per declared source and a table asset per table spec."""
+    sources = [build_source_asset(source) for source in project.sources.values()]
+    tables = [build_table_asset(project, table) for table in project.tables.values()]
+    return [*sources, *tables]
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    """Everything Dagster loads: assets from the specs, resources and executor by profile.
+
+    The embedded profile runs steps in-process: Derby admits one process, and Spark's start-up
+    is then paid once per run, not once per asset.
+    """
+    settings = settings or load_settings()
+    project = load_project(settings.pipelines_dir)
+    return dg.Definitions(
+        assets=build_assets(project),
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

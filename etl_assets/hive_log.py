@@ -1,0 +1,184 @@
+"""The Hive log tables (`etl_log.*`): DDL on first use and one batched append per table.
+
+Anyone with access to the metastore can query them (`etl-assets sql`, the Thrift server, BI
+tools). `run_log` holds one row per load attempt, `metric_log` one row per metric per load (long
+format: a new metric needs no DDL change). Both are partitioned by `log_date`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+from etl_assets.metrics import to_log_values
+
+logger = logging.getLogger(__name__)
+
+RUN_LOG = "run_log"
+METRIC_LOG = "metric_log"
+
+LOG_SCHEMAS: dict[str, T.StructType] = {
+    RUN_LOG: T.StructType([
+        T.StructField("run_id", T.StringType()),
+        T.StructField("asset", T.StringType()),
+        T.StructField("partition_key", T.StringType()),
+        T.StructField("domain", T.StringType()),
+        T.StructField("table_name", T.StringType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("started_at", T.TimestampType()),
+        T.StructField("finished_at", T.TimestampType()),
+        T.StructField("duration_s", T.DoubleType()),
+        T.StructField("rows_in", T.LongType()),
+        T.StructField("row_count", T.LongType()),
+        T.StructField("bytes", T.LongType()),
+        T.StructField("error_message", T.StringType()),
+        T.StructField("code_version", T.StringType()),
+        T.StructField("log_date", T.DateType()),
+    ]),
+    METRIC_LOG: T.StructType([
+        T.StructField("run_id", T.StringType()),
+        T.StructField("asset", T.StringType()),
+        T.StructField("partition_key", T.StringType()),
+        T.StructField("metric", T.StringType()),
+        T.StructField("value", T.DoubleType()),
+        T.StructField("value_text", T.StringType()),
+        T.StructField("recorded_at", T.TimestampType()),
+        T.StructField("log_date", T.DateType()),
+    ]),
+}
+
+SUCCESS = "SUCCESS"
+FAILED = "FAILED"
+MAX_ERROR_CHARS = 8000
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One load attempt of one asset, as written to `run_log`."""
+
+    run_id: str
+    asset: str
+    domain: str
+    table_name: str
+    status: str
+    started_at: datetime
+    finished_at: datetime
+    code_version: str
+    partition_key: str | None = None
+    rows_in: int | None = None
+    row_count: int | None = None
+    bytes: int | None = None
+    error_message: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from start to finish."""
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+class HiveLog:
+    """Appends to the log tables of one database, creating them on first use.
+
+    Args:
+        spark: The session (the same one that writes the tables).
+        database: Log database name, `etl_log` by default.
+    """
+
+    _ready: set[tuple[int, str]] = set()
+
+    def __init__(self, spark: SparkSession, database: str) -> None:
+        self.spark = spark
+        self.database = database
+
+    def table(self, name: str) -> str:
+        """Qualified name of a log table."""
+        return f"{self.database}.{name}"
+
+    def ensure_tables(self) -> None:
+        """Create the database and tables if missing; add columns a newer version defines.
+
+        Runs once per session and database.
+        """
+        key = (id(self.spark), self.database)
+        if key in self._ready:
+            return
+        if not self.spark.catalog.databaseExists(self.database):
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+        for name, schema in LOG_SCHEMAS.items():
+            qualified = self.table(name)
+            if not self.spark.catalog.tableExists(qualified):
+                columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema)
+                self.spark.sql(
+                    f"CREATE TABLE IF NOT EXISTS {qualified} ({columns}) USING parquet "
+                    "PARTITIONED BY (log_date)"
+                )
+                continue
+            existing = {f.name for f in self.spark.table(qualified).schema}
+            missing = [f for f in schema if f.name not in existing]
+            if missing:
+                added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
+                self.spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({added})")
+        self._ready.add(key)
+
+    def _append(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        self.ensure_tables()
+        schema = LOG_SCHEMAS[name]
+        table_columns = [f.name for f in self.spark.table(self.table(name)).schema]
+        frame = self.spark.createDataFrame(
+            [tuple(row.get(f.name) for f in schema) for row in rows], schema
+        )
+        frame.select(*[f"`{c}`" for c in table_columns]).write.insertInto(self.table(name))
+
+    def write_load(self, record: RunRecord, metrics: Mapping[str, Any] | None = None) -> None:
+        """Append one load: its `run_log` row and, if given, its metrics to `metric_log`.
+
+        One insert per table, whatever the number of metrics.
+        """
+        error = record.error_message
+        if error and len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 20] + " ...[truncated]"
+        log_date = record.finished_at.date()
+        run_row = {
+            "run_id": record.run_id,
+            "asset": record.asset,
+            "partition_key": record.partition_key,
+            "domain": record.domain,
+            "table_name": record.table_name,
+            "status": record.status,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "duration_s": record.duration_s,
+            "rows_in": record.rows_in,
+            "row_count": record.row_count,
+            "bytes": record.bytes,
+            "error_message": error,
+            "code_version": record.code_version,
+            "log_date": log_date,
+        }
+        self._append(RUN_LOG, [run_row])
+        if metrics:
+            self._append(METRIC_LOG, list(self.metric_rows(record, metrics)))
+
+    @staticmethod
+    def metric_rows(record: RunRecord, metrics: Mapping[str, Any]) -> Iterable[dict[str, Any]]:
+        """One `metric_log` row per metric."""
+        for metric, raw in metrics.items():
+            value, text = to_log_values(raw)
+            yield {
+                "run_id": record.run_id,
+                "asset": record.asset,
+                "partition_key": record.partition_key,
+                "metric": metric,
+                "value": value,
+                "value_text": text,
+                "recorded_at": record.finished_at,
+                "log_date": record.finished_at.date(),
+            }

@@ -1,0 +1,75 @@
+"""Where the project's state lives and which profile runs, decided in one place.
+
+Every environment variable the project reads is read here, so the rest of the code takes a
+`Settings` value and never calls `os.environ` itself.
+
+- `ETL_ASSETS_HOME`: folder holding all embedded state (Derby metastore, warehouse, Dagster
+  storage). Default: `.etl_home` beside the package's source tree (git-ignored).
+- `ETL_PROFILE`: `embedded` (default: local Spark, Derby, SQLite, in-process executor).
+- `SPARK_MASTER`: Spark master URL (default `local[*]`).
+- `ETL_ASSETS_METASTORE_URI`: a remote Hive metastore (`thrift://host:9083`); replaces Derby.
+- `ETL_ASSETS_WAREHOUSE_DIR`: the Spark SQL warehouse (default `<home>/warehouse`).
+- `ETL_ASSETS_LOG_DB`: the Hive database of the log tables (default `etl_log`).
+- `ETL_ASSETS_PIPELINES`: folder of table specs (default: the package's `pipelines/`).
+- `ETL_ASSETS_SHUFFLE_PARTITIONS`: `spark.sql.shuffle.partitions` (default 4, for 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_HOME = PACKAGE_DIR.parent / ".etl_home"
+DEFAULT_PIPELINES = PACKAGE_DIR / "pipelines"
+PROFILES = ("embedded",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The deployment settings, read from the environment by `load_settings`."""
+
+    home: Path
+    profile: str
+    spark_master: str
+    metastore_uri: str | None
+    warehouse_dir: str
+    log_db: str
+    pipelines_dir: Path
+    shuffle_partitions: int
+
+    @property
+    def dagster_home(self) -> Path:
+        """Folder of the Dagster instance (SQLite storage, logs) under the home folder."""
+        return self.home / "dagster"
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    """Read the settings from the environment.
+
+    Args:
+        environ: Mapping to read instead of `os.environ` (tests).
+
+    Raises:
+        ValueError: On an unknown profile or a non-integer shuffle partition count, naming the
+            variable and the accepted values.
+    """
+    env = os.environ if environ is None else environ
+    home = Path(env.get("ETL_ASSETS_HOME") or DEFAULT_HOME).expanduser().resolve()
+    profile = env.get("ETL_PROFILE") or "embedded"
+    if profile not in PROFILES:
+        raise ValueError(f"ETL_PROFILE={profile!r} is not a known profile; use one of {PROFILES}")
+    shuffle = env.get("ETL_ASSETS_SHUFFLE_PARTITIONS") or "4"
+    if not shuffle.isdigit() or int(shuffle) < 1:
+        raise ValueError(f"ETL_ASSETS_SHUFFLE_PARTITIONS={shuffle!r} must be a positive integer")
+    return Settings(
+        home=home,
+        profile=profile,
+        spark_master=env.get("SPARK_MASTER") or "local[*]",
+        metastore_uri=env.get("ETL_ASSETS_METASTORE_URI") or None,
+        warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
+        log_db=env.get("ETL_ASSETS_LOG_DB") or "etl_log",
+        pipelines_dir=Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve(),
+        shuffle_partitions=int(shuffle),
+    )

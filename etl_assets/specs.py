@@ -1,0 +1,331 @@
+"""Table specs: pydantic models for `pipelines/*.yaml` and a loader with precise errors.
+
+One YAML file per domain. A bad spec fails here, at definitions load time, with one message
+naming the file, the table (or source) and the field, never later in a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+from typing import Any, Literal
+
+import sqlglot
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from sqlglot import exp
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SpecError(ValueError):
+    """A table spec is malformed; the message names the file, the table and the field."""
+
+
+def _check_identifier(value: str, what: str) -> str:
+    if not IDENTIFIER.match(value):
+        raise ValueError(
+            f"{what} {value!r} is not a valid identifier (letters, digits and _, "
+            "not starting with a digit)"
+        )
+    return value
+
+
+def _check_columns(values: list[str]) -> list[str]:
+    for column in values:
+        if not column.strip() or "`" in column:
+            raise ValueError(f"column name {column!r} is empty or contains a backtick")
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceSpec(_Strict):
+    """A source: files read with Spark (`path` + `format`) or an existing Hive table."""
+
+    format: Literal["csv", "parquet", "json", "orc", "table"] = "csv"
+    path: str | None = None
+    table: str | None = None
+    options: dict[str, str | bool | int | float] = Field(default_factory=dict)
+    schema_ddl: str | None = Field(default=None, alias="schema")
+    description: str | None = None
+
+
+class MetricsSpec(_Strict):
+    """Which metrics a table records beyond row count, null counts and date ranges."""
+
+    sum: list[str] | None = None
+    categorical: list[str] = Field(default_factory=list)
+    category_cap: int = Field(default=100, ge=1, le=10_000)
+
+    _columns_sum = field_validator("sum")(lambda v: None if v is None else _check_columns(v))
+    _columns_cat = field_validator("categorical")(_check_columns)
+
+
+class TableSpec(_Strict):
+    """One Hive target table: its SQL over its inputs, how it is written and what is measured."""
+
+    name: str
+    sql: str
+    inputs: list[str] = Field(default_factory=list)
+    description: str | None = None
+    owners: list[str] = Field(default_factory=list)
+    group: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    broadcast: list[str] = Field(default_factory=list)
+    cache: bool = False
+    repartition: PositiveInt | None = None
+    coalesce: PositiveInt | None = None
+    partition_by: list[str] = Field(default_factory=list)
+    write_mode: Literal["overwrite"] = "overwrite"
+    metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+
+    _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
+    _partition_by = field_validator("partition_by")(_check_columns)
+
+    @field_validator("sql")
+    @classmethod
+    def _sql_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("sql is empty")
+        return value
+
+
+class DomainSpec(_Strict):
+    """The contents of one `pipelines/<domain>.yaml` file."""
+
+    domain: str | None = None
+    database: str = "etl_demo"
+    description: str | None = None
+    sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    tables: list[TableSpec]
+
+    _database = field_validator("database")(lambda v: _check_identifier(v, "database"))
+
+    @field_validator("sources")
+    @classmethod
+    def _source_names(cls, value: dict[str, SourceSpec]) -> dict[str, SourceSpec]:
+        for name in value:
+            _check_identifier(name, "source name")
+        return value
+
+
+@dataclass(frozen=True)
+class Source:
+    """A validated source with its file path resolved against the spec file's folder."""
+
+    name: str
+    spec: SourceSpec
+    domain: str
+    file: Path
+    resolved_path: str | None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A validated table spec with where it came from."""
+
+    spec: TableSpec
+    domain: str
+    database: str
+    file: Path
+
+    @property
+    def name(self) -> str:
+        """The asset key and the Hive table's name."""
+        return self.spec.name
+
+    @property
+    def qualified_name(self) -> str:
+        """`database.table`."""
+        return f"{self.database}.{self.spec.name}"
+
+    @property
+    def code_version(self) -> str:
+        """Hash of the spec: changes exactly when the table's definition changes."""
+        payload = f"{self.database}\n{self.spec.model_dump_json(by_alias=True)}"
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Project:
+    """All tables and sources of a pipelines folder, in dependency order."""
+
+    tables: dict[str, Table]
+    sources: dict[str, Source]
+
+    def upstream(self, name: str) -> list[str]:
+        """The inputs of table `name`."""
+        return list(self.tables[name].spec.inputs)
+
+
+def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
+    lines = []
+    for item in err.errors():
+        loc = list(item["loc"])
+        where = ""
+        if loc[:1] == ["tables"] and len(loc) > 1 and isinstance(loc[1], int):
+            tables = raw.get("tables") or []
+            entry = tables[loc[1]] if loc[1] < len(tables) else {}
+            name = entry.get("name") if isinstance(entry, dict) else None
+            where = f"table '{name}'" if name else f"table #{loc[1] + 1}"
+            loc = loc[2:]
+        elif loc[:1] == ["sources"] and len(loc) > 1:
+            where = f"source '{loc[1]}'"
+            loc = loc[2:]
+        field = ".".join(str(p) for p in loc)
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "missing required field"
+        parts = [p for p in (where, f"field '{field}'" if field else "") if p]
+        lines.append(f"{': '.join(parts + [message])}")
+    return lines
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise SpecError(f"{path}:{where}: YAML syntax error: {problem}") from err
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: expected a mapping with 'tables:' at the top level")
+    return raw
+
+
+def sql_tables(sql: str) -> set[str]:
+    """Names of the tables a Spark SQL query reads, CTE names excluded.
+
+    Raises:
+        ValueError: When the SQL does not parse, with the parser's message.
+    """
+    try:
+        statements = sqlglot.parse(sql, read="spark")
+    except sqlglot.errors.ParseError as err:
+        raise ValueError(f"sql does not parse: {err}") from err
+    if len(statements) != 1 or statements[0] is None:
+        raise ValueError("sql must be exactly one SELECT statement")
+    tree = statements[0]
+    if not isinstance(tree, exp.Query):
+        raise ValueError(f"sql must be a query (SELECT ...), got {tree.key.upper()}")
+    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    names = set()
+    for table in tree.find_all(exp.Table):
+        if not table.name:
+            continue
+        full = ".".join(p for p in (table.db, table.name) if p)
+        if full not in ctes:
+            names.add(full)
+    return names
+
+
+def _check_table(table: Table, known: dict[str, str]) -> list[str]:
+    spec = table.spec
+    problems = []
+    for name in spec.inputs:
+        if name not in known:
+            problems.append(f"field 'inputs': '{name}' names no table or source")
+    for name in spec.broadcast:
+        if name not in spec.inputs:
+            problems.append(f"field 'broadcast': '{name}' is not one of the inputs {spec.inputs}")
+    if spec.repartition and spec.coalesce:
+        problems.append("field 'coalesce': use either repartition or coalesce, not both")
+    if spec.name in spec.inputs:
+        problems.append(f"field 'inputs': the table reads itself ('{spec.name}')")
+    try:
+        read = sql_tables(spec.sql)
+    except ValueError as err:
+        problems.append(f"field 'sql': {err}")
+    else:
+        for name in sorted(read - set(spec.inputs)):
+            problems.append(f"field 'sql': reads '{name}', which is not listed in inputs")
+    return problems
+
+
+def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as err:
+        return list(err.args[1])
+    return None
+
+
+def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Project:
+    """Load and validate every `*.yaml` spec file of a folder.
+
+    Args:
+        folder: The pipelines folder.
+        files: Specific files to load instead of the folder's `*.yaml` (tests).
+
+    Returns:
+        The tables (in dependency order) and sources.
+
+    Raises:
+        SpecError: On the first malformed file, naming the file, the table and the field; a
+            file with several problems lists each on its own line.
+    """
+    folder = Path(folder)
+    paths = sorted(files) if files is not None else sorted(folder.glob("*.y*ml"))
+    if not paths:
+        raise SpecError(f"{folder}: no *.yaml table specs found")
+    tables: dict[str, Table] = {}
+    sources: dict[str, Source] = {}
+    origin: dict[str, str] = {}
+    for path in paths:
+        raw = _read_yaml(path)
+        try:
+            domain_spec = DomainSpec.model_validate(raw)
+        except ValidationError as err:
+            lines = _format_validation(err, raw)
+            raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
+        domain = domain_spec.domain or path.stem
+        for name, source in domain_spec.sources.items():
+            if name in origin:
+                raise SpecError(f"{path}: source '{name}': name already defined in {origin[name]}")
+            if (source.format == "table") != (source.table is not None) or (
+                source.table is None and source.path is None
+            ):
+                raise SpecError(
+                    f"{path}: source '{name}': give either 'path' (files) or 'table' with "
+                    "format: table (an existing Hive table)"
+                )
+            resolved = None
+            if source.path is not None:
+                raw_path = Path(source.path).expanduser()
+                resolved = str((path.parent / raw_path).resolve())
+            origin[name] = str(path)
+            sources[name] = Source(name, source, domain, path, resolved)
+        for spec in domain_spec.tables:
+            if spec.name in origin:
+                raise SpecError(
+                    f"{path}: table '{spec.name}': name already defined in {origin[spec.name]}"
+                )
+            origin[spec.name] = str(path)
+            tables[spec.name] = Table(spec, domain, domain_spec.database, path)
+    known = {name: "table" for name in tables} | {name: "source" for name in sources}
+    for table in tables.values():
+        problems = _check_table(table, known)
+        if problems:
+            raise SpecError(
+                f"{table.file}: table '{table.name}': " + "\n  ".join(problems)
+            )
+    graph = {name: [i for i in t.spec.inputs if i in tables] for name, t in tables.items()}
+    cycle = _find_cycle(graph)
+    if cycle:
+        first = tables[cycle[0]]
+        raise SpecError(
+            f"{first.file}: table '{cycle[0]}': field 'inputs': dependency cycle "
+            + " -> ".join(reversed(cycle))
+        )
+    order = list(TopologicalSorter(graph).static_order())
+    return Project(tables={name: tables[name] for name in order}, sources=sources)
