@@ -1,22 +1,25 @@
 """Metrics captured during the write, and their names (a public API: the UI plots them).
 
-The metrics are aggregate expressions attached with `DataFrame.observe` to the DataFrame being
-written, so they arrive with the write's own Spark job: no count, no second scan, no collect.
-Bytes on disk come from the filesystem, rows read from the write job's input metrics.
+Every metric arrives with the write itself: from the Parquet footers the writer produces, and
+from aggregates attached with `DataFrame.observe` to the DataFrame being written (see
+`MetricPlan`). No count, no second scan, no collect. Bytes on disk come from the filesystem,
+rows read from the write job's input metrics.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import field as dc_field
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
 import dagster as dg
-from pyspark.sql import Column, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -43,6 +46,7 @@ _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.D
             T.DecimalType)
 _FLOATING = (T.FloatType, T.DoubleType)
 _TEMPORAL = (T.DateType, T.TimestampType, T.TimestampNTZType)
+_ATOMIC = (T.AtomicType,)
 
 
 class MetricsConfigError(ValueError):
@@ -51,35 +55,78 @@ class MetricsConfigError(ValueError):
 
 @dataclass(frozen=True)
 class MetricPlan:
-    """Aggregate expressions to observe, and the metric name of each alias."""
+    """How each metric of a table is captured during its write.
 
+    Two sources, neither of them a scan:
+
+    - the Parquet footers the writer has just written hold, per file and column, the row
+      count, the null count and min/max: row count, null counts and date/timestamp ranges of
+      the stored columns are read from there (metadata only, a few KB per file);
+    - aggregates attached with `DataFrame.observe` to the DataFrame being written, for what
+      footers lack: sums, NaN counts, category sets, and null counts and ranges of partition
+      columns (which live in folder names, not in the files) and of nested columns.
+
+    Observed aggregates are evaluated row by row inside the write's tasks; each costs a few
+    percent of a bare write, which is why nothing the footers already know is observed.
+    """
+
+    schema: T.StructType
     exprs: list[Column]
     names: dict[str, str]
     capped: dict[str, int]
+    footer_columns: tuple[str, ...]
 
-    def read(self, observed: Mapping[str, Any]) -> dict[str, Any]:
-        """Turn the observed row (alias -> value) into metric name -> Python value."""
-        metrics: dict[str, Any] = {}
+    def attach(self, frame: DataFrame) -> tuple[DataFrame, Observation | None]:
+        """The frame to write, with the observed aggregates attached (if any are needed)."""
+        if not self.exprs:
+            return frame, None
+        observation = Observation(f"etl_assets_{uuid.uuid4().hex[:8]}")
+        return frame.observe(observation, *self.exprs), observation
+
+    def collect(
+        self, spark: SparkSession, observation: Observation | None, location: str
+    ) -> dict[str, Any]:
+        """All metrics of a finished write, in a stable order (row count, then per column).
+
+        Call only after the write succeeded: `Observation.get` waits for the write's job.
+        """
+        footer = read_footers(spark, location, self.footer_columns)
+        observed = observation.get if observation is not None else {}
+        found: dict[str, Any] = {ROW_COUNT: footer.rows}
         for alias, name in self.names.items():
-            value = observed.get(alias)
-            if name.startswith(CATEGORIES):
-                column = name[len(CATEGORIES):]
-                values = sorted(str(v) for v in (value or []))
-                cap = self.capped[column]
-                metrics[name] = values[:cap]
-                metrics[CATEGORIES_CAPPED + column] = len(values) > cap
-            else:
-                metrics[name] = value
+            found[name] = observed.get(alias)
+        for column in self.footer_columns:
+            found[NULL_COUNT + column] = footer.nulls[column]
+            if column in footer.minimum:
+                found[MIN + column] = footer.minimum[column]
+                found[MAX + column] = footer.maximum[column]
+        for name in [n for n in found if n.startswith(_NON_NULL)]:
+            found[NULL_COUNT + name[len(_NON_NULL):]] = footer.rows - found.pop(name)
+        metrics: dict[str, Any] = {ROW_COUNT: footer.rows}
+        for field in self.schema.fields:
+            for prefix in (NULL_COUNT, NAN_COUNT, SUM, MIN, MAX):
+                if prefix + field.name in found:
+                    metrics[prefix + field.name] = found[prefix + field.name]
+        for column, cap in self.capped.items():
+            values = sorted(str(v) for v in (found[CATEGORIES + column] or []))
+            metrics[CATEGORIES + column] = values[:cap]
+            metrics[CATEGORY_COUNT + column] = found[CATEGORY_COUNT + column]
+            metrics[CATEGORIES_CAPPED + column] = len(values) > cap
         return metrics
 
 
-def plan_metrics(schema: T.StructType, options: MetricsSpec) -> MetricPlan:
-    """Build the observed aggregates for a table with this schema.
+_NON_NULL = "non_null/"
 
-    Per column: null count; for numeric columns a sum (NaN excluded and counted apart for
-    floating columns; `try_sum`, so an overflow gives null instead of failing the write);
-    min/max for date and timestamp columns; for declared categorical columns the sorted set of
-    distinct values (capped at `category_cap`) and its exact size.
+
+def plan_metrics(
+    schema: T.StructType, options: MetricsSpec, partition_by: Sequence[str] = ()
+) -> MetricPlan:
+    """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
+
+    Per column: null count; for numeric columns a sum (`try_sum`, so an overflow gives null
+    instead of failing the write; NaN excluded from sums of floating columns and counted
+    apart); min/max for date and timestamp columns; for declared categorical columns the
+    sorted set of distinct values (capped at `category_cap`) and its exact size.
 
     Raises:
         MetricsConfigError: A `sum` or `categorical` column is missing or a `sum` column is not
@@ -110,26 +157,109 @@ def plan_metrics(schema: T.StructType, options: MetricsSpec) -> MetricPlan:
         exprs.append(expr.alias(alias))
         names[alias] = name
 
-    add(ROW_COUNT, F.count(F.lit(1)))
+    footer_columns = []
     for field in schema.fields:
         col = F.col(f"`{field.name}`")
-        add(NULL_COUNT + field.name, F.count_if(col.isNull()))
+        in_footer = field.name not in partition_by and isinstance(field.dataType, _ATOMIC)
+        if in_footer:
+            footer_columns.append(field.name)
+        else:
+            add(_NON_NULL + field.name, F.count(col))
+            if isinstance(field.dataType, _TEMPORAL):
+                add(MIN + field.name, F.min(col))
+                add(MAX + field.name, F.max(col))
         if isinstance(field.dataType, _FLOATING):
             add(NAN_COUNT + field.name, F.count_if(F.isnan(col)))
             if field.name in summed:
-                add(SUM + field.name, F.try_sum(F.when(~F.isnan(col), col)))
+                add(SUM + field.name, F.try_sum(F.nanvl(col, F.lit(0.0))))
         elif field.name in summed:
             add(SUM + field.name, F.try_sum(col))
-        if isinstance(field.dataType, _TEMPORAL):
-            add(MIN + field.name, F.min(col))
-            add(MAX + field.name, F.max(col))
     capped = {}
     for column in options.categorical:
         values = F.collect_set(F.col(f"`{column}`").cast("string"))
         add(CATEGORIES + column, F.slice(F.array_sort(values), 1, options.category_cap + 1))
         add(CATEGORY_COUNT + column, F.size(values))
         capped[column] = options.category_cap
-    return MetricPlan(exprs=exprs, names=names, capped=capped)
+    return MetricPlan(schema, exprs, names, capped, tuple(footer_columns))
+
+
+@dataclass
+class FooterStats:
+    """Row count, null counts and min/max of date/timestamp columns, from Parquet footers."""
+
+    rows: int = 0
+    nulls: dict[str, int] = dc_field(default_factory=dict)
+    minimum: dict[str, Any] = dc_field(default_factory=dict)
+    maximum: dict[str, Any] = dc_field(default_factory=dict)
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _footer_value(primitive: Any, raw: Any) -> Any:
+    """A footer min/max of a DATE or TIMESTAMP column as a Python value."""
+    logical = str(primitive.getLogicalTypeAnnotation() or "")
+    if logical.startswith("DATE"):
+        return _EPOCH + timedelta(days=int(raw))
+    if logical.startswith("TIMESTAMP"):
+        divisor = 1_000 if "MILLIS" in logical else 1_000_000 if "MICROS" in logical else 10**9
+        stamp = datetime.fromtimestamp(int(raw) / divisor, tz=timezone.utc)
+        return stamp if "true" in logical else stamp.replace(tzinfo=None)
+    return None
+
+
+def read_footers(spark: SparkSession, location: str, columns: Sequence[str]) -> FooterStats:
+    """Aggregate the footers of every Parquet file under `location` (no data is read).
+
+    Args:
+        spark: The session (its JVM reads the footers through Hadoop, so any filesystem works).
+        location: The folder just written.
+        columns: Top-level columns stored in the files whose null counts are wanted.
+
+    Returns:
+        Total rows, null counts per column, and min/max of date/timestamp columns over all row
+        groups (absent when a column has no non-null value). INT96 timestamps carry no
+        min/max, so the session writes TIMESTAMP_MICROS.
+    """
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Parquet's Java API has no Python binding
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
+    root = jvm.org.apache.hadoop.fs.Path(location)
+    files = root.getFileSystem(conf).listFiles(root, True)
+    wanted = set(columns)
+    stats = FooterStats(nulls={c: 0 for c in columns})
+    while files.hasNext():
+        path = files.next().getPath()
+        name = path.getName()
+        if name.startswith(("_", ".")):
+            continue
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf)
+        )
+        try:
+            blocks = reader.getFooter().getBlocks()
+        finally:
+            reader.close()
+        for block in blocks:
+            stats.rows += block.getRowCount()
+            for chunk in block.getColumns():
+                parts = list(chunk.getPath().toArray())
+                if len(parts) != 1 or parts[0] not in wanted:
+                    continue
+                column = parts[0]
+                chunk_stats = chunk.getStatistics()
+                stats.nulls[column] += chunk_stats.getNumNulls()
+                if not chunk_stats.hasNonNullValue():
+                    continue
+                primitive = chunk.getPrimitiveType()
+                low = _footer_value(primitive, chunk_stats.genericGetMin())
+                high = _footer_value(primitive, chunk_stats.genericGetMax())
+                if low is None:
+                    continue
+                if column not in stats.minimum or low < stats.minimum[column]:
+                    stats.minimum[column] = low
+                if column not in stats.maximum or high > stats.maximum[column]:
+                    stats.maximum[column] = high
+    return stats
 
 
 def column_schema(schema: T.StructType) -> dg.TableSchema:

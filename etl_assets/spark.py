@@ -34,6 +34,8 @@ def spark_config(settings: Settings) -> dict[str, Any]:
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionOverwriteMode": "dynamic",
+        # INT96 (the default) carries no min/max in Parquet footers, where metrics read them.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
         # Filters pushed into the CSV/JSON parsers drop rows before Spark counts them as read,
         # which would make `rows_in` count rows kept instead of rows read.

@@ -6,6 +6,7 @@ naming the file, the table (or source) and the field, never later in a run.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Iterable
@@ -165,26 +166,52 @@ class Project:
         return list(self.tables[name].spec.inputs)
 
 
+def _known_fields(model: type[BaseModel] | None, loc: list[Any]) -> list[str]:
+    """The field names (YAML spelling) of the model at `loc` below `model`, for a hint."""
+    for part in loc:
+        field = model.model_fields.get(str(part)) if model is not None else None
+        annotation = field.annotation if field is not None else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    if model is None:
+        return []
+    return [info.alias or name for name, info in model.model_fields.items()]
+
+
 def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
     lines = []
     for item in err.errors():
         loc = list(item["loc"])
         where = ""
+        model: type[BaseModel] | None = DomainSpec
         if loc[:1] == ["tables"] and len(loc) > 1 and isinstance(loc[1], int):
             tables = raw.get("tables") or []
             entry = tables[loc[1]] if loc[1] < len(tables) else {}
             name = entry.get("name") if isinstance(entry, dict) else None
             where = f"table '{name}'" if name else f"table #{loc[1] + 1}"
             loc = loc[2:]
+            model = TableSpec
         elif loc[:1] == ["sources"] and len(loc) > 1:
             where = f"source '{loc[1]}'"
             loc = loc[2:]
+            model = SourceSpec
         field = ".".join(str(p) for p in loc)
         message = item["msg"]
+        value = item.get("input")
         if item["type"] == "extra_forbidden":
             message = "unknown field"
+            close = difflib.get_close_matches(str(loc[-1]), _known_fields(model, loc[:-1]), n=1)
+            if close:
+                message += f" (did you mean '{close[0]}'?)"
         elif item["type"] == "missing":
             message = "missing required field"
+        elif item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
+        elif item["type"] in ("model_type", "dict_type") and not field:
+            message = f"expected a mapping of fields, got {value!r}"
+        elif isinstance(value, (str, int, float, bool)) or value is None:
+            message = f"{message} (got {value!r})"
         parts = [p for p in (where, f"field '{field}'" if field else "") if p]
         lines.append(f"{': '.join(parts + [message])}")
     return lines
@@ -193,13 +220,16 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise SpecError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from err
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or str(err)
         raise SpecError(f"{path}:{where}: YAML syntax error: {problem}") from err
     if not isinstance(raw, dict):
-        raise SpecError(f"{path}: expected a mapping with 'tables:' at the top level")
+        found = "the file is empty" if raw is None else f"got a {type(raw).__name__}"
+        raise SpecError(f"{path}: expected a mapping with 'tables:' at the top level, {found}")
     return raw
 
 
@@ -212,26 +242,48 @@ def sql_tables(sql: str) -> set[str]:
     try:
         statements = sqlglot.parse(sql, read="spark")
     except sqlglot.errors.ParseError as err:
-        raise ValueError(f"sql does not parse: {err}") from err
+        raise ValueError(f"sql does not parse: {_parse_problem(err)}") from err
+    except sqlglot.errors.SqlglotError as err:  # TokenError: unclosed quote or backtick
+        raise ValueError(f"sql does not parse: {err} (an unclosed quote or backtick?)") from err
     if len(statements) != 1 or statements[0] is None:
         raise ValueError("sql must be exactly one SELECT statement")
     tree = statements[0]
     if not isinstance(tree, exp.Query):
         raise ValueError(f"sql must be a query (SELECT ...), got {tree.key.upper()}")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
+    # Spark resolves CTE and temporary view names case-insensitively.
+    ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
     names = set()
     for table in tree.find_all(exp.Table):
         if not table.name:
             continue
         full = ".".join(p for p in (table.db, table.name) if p)
-        if full not in ctes:
+        if full.lower() not in ctes:
             names.add(full)
     return names
+
+
+_TOKEN_REPR = re.compile(r"<Token token_type: [^,]*, text: (.*?), line: \d+, col: \d+.*?>")
+_CLASS_REPR = re.compile(r"<class '(?:\w+\.)*(\w+)'>")
+
+
+def _parse_problem(err: sqlglot.errors.ParseError) -> str:
+    """sqlglot's first parse error as one plain line: the problem, where, and near what."""
+    if not err.errors:
+        return str(err)
+    first = err.errors[0]
+    description = _TOKEN_REPR.sub(r"'\1'", str(first.get("description", ""))).strip()
+    description = description.replace("'SENTINEL'", "the end of the sql")
+    description = _CLASS_REPR.sub(r"\1", description)
+    line, col, near = first.get("line"), first.get("col"), first.get("highlight")
+    where = f" at line {line}, column {col} of the sql" if line is not None else ""
+    near_text = f" near {near!r}" if near else ""
+    return f"{description}{where}{near_text}"
 
 
 def _check_table(table: Table, known: dict[str, str]) -> list[str]:
     spec = table.spec
     problems = []
+    inputs = {name.lower() for name in spec.inputs}
     for name in spec.inputs:
         if name not in known:
             problems.append(f"field 'inputs': '{name}' names no table or source")
@@ -247,9 +299,28 @@ def _check_table(table: Table, known: dict[str, str]) -> list[str]:
     except ValueError as err:
         problems.append(f"field 'sql': {err}")
     else:
-        for name in sorted(read - set(spec.inputs)):
+        for name in sorted(n for n in read if n.lower() not in inputs):
             problems.append(f"field 'sql': reads '{name}', which is not listed in inputs")
     return problems
+
+
+def _source_problem(source: SourceSpec) -> str | None:
+    """Why a source names neither files nor a Hive table (or mixes them), or None."""
+    if source.format == "table":
+        if source.table is None:
+            return "field 'table': format is 'table' but no 'table' (a Hive table) is given"
+        return None
+    if source.table is not None:
+        return (
+            f"field 'format': 'table' is given, so format must be 'table' "
+            f"(got '{source.format}'); or give 'path' instead of 'table' for files"
+        )
+    if source.path is None:
+        return (
+            "field 'path': neither 'path' (files) nor 'table' with format: table "
+            "(an existing Hive table) is given"
+        )
+    return None
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
@@ -292,13 +363,9 @@ def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Pro
         for name, source in domain_spec.sources.items():
             if name in origin:
                 raise SpecError(f"{path}: source '{name}': name already defined in {origin[name]}")
-            if (source.format == "table") != (source.table is not None) or (
-                source.table is None and source.path is None
-            ):
-                raise SpecError(
-                    f"{path}: source '{name}': give either 'path' (files) or 'table' with "
-                    "format: table (an existing Hive table)"
-                )
+            problem = _source_problem(source)
+            if problem:
+                raise SpecError(f"{path}: source '{name}': {problem}")
             resolved = None
             if source.path is not None:
                 raw_path = Path(source.path).expanduser()
@@ -308,7 +375,8 @@ def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Pro
         for spec in domain_spec.tables:
             if spec.name in origin:
                 raise SpecError(
-                    f"{path}: table '{spec.name}': name already defined in {origin[spec.name]}"
+                    f"{path}: table '{spec.name}': field 'name': name already defined in "
+                    f"{origin[spec.name]}"
                 )
             origin[spec.name] = str(path)
             tables[spec.name] = Table(spec, domain, domain_spec.database, path)
@@ -326,6 +394,7 @@ def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Pro
         raise SpecError(
             f"{first.file}: table '{cycle[0]}': field 'inputs': dependency cycle "
             + " -> ".join(reversed(cycle))
+            + " (each table lists the next one in its inputs)"
         )
     order = list(TopologicalSorter(graph).static_order())
     return Project(tables={name: tables[name] for name in order}, sources=sources)

@@ -18,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -72,21 +72,18 @@ def read_input(spark: SparkSession, project: Project, name: str) -> DataFrame:
     return read_source(spark, project.sources[name])
 
 
-@contextmanager
-def _input_views(spark: SparkSession, project: Project, table: Table) -> Iterator[None]:
-    """Register each input as a temp view named as in the SQL; drop them afterwards."""
-    names = []
-    try:
-        for name in table.spec.inputs:
-            frame = read_input(spark, project, name)
-            if name in table.spec.broadcast:
-                frame = F.broadcast(frame)
-            frame.createOrReplaceTempView(name)
-            names.append(name)
-        yield
-    finally:
-        for name in names:
-            spark.catalog.dropTempView(name)
+def register_inputs(spark: SparkSession, project: Project, table: Table) -> None:
+    """Register each input as a temp view named as in the SQL (broadcast hints applied).
+
+    The views are replaced by the next table's, never dropped: dropping a view over a cached
+    table uncaches the table too (Spark uncaches every plan equal to the view's), which would
+    defeat `cache: true`. The spec loader already rejects SQL reading anything but its inputs.
+    """
+    for name in table.spec.inputs:
+        frame = read_input(spark, project, name)
+        if name in table.spec.broadcast:
+            frame = F.broadcast(frame)
+        frame.createOrReplaceTempView(name)
 
 
 @contextmanager
@@ -164,7 +161,7 @@ def _switch_table(
     ours = info.get("Type") == "EXTERNAL" and previous.startswith(loads_root)
     current = spark.table(qualified)
     existing_partitions = [
-        c.name for c in spark.catalog.listColumns(table.spec.name, table.database) if c.isPartition
+        c.name for c in spark.catalog.listColumns(qualified) if c.isPartition
     ]
     same_shape = (
         [(f.name, f.dataType) for f in current.schema] == [(f.name, f.dataType) for f in ordered]
@@ -222,26 +219,24 @@ def load_table(spark: SparkSession, project: Project, table: Table, run_id: str)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     location = f"{loads_root}/load_{stamp}_{run_id[:8]}_{uuid.uuid4().hex[:6]}"
     group = f"etl_assets:{spec.name}:{uuid.uuid4().hex[:8]}"
-    with _input_views(spark, project, table):
-        frame = build_frame(spark, table)
-        try:
-            plan = M.plan_metrics(frame.schema, spec.metrics)
-        except M.MetricsConfigError as err:
-            raise LoadError(f"{table.file}: table '{table.name}': {err}") from err
-        observation = Observation(f"metrics_{spec.name}")
-        observed = frame.observe(observation, *plan.exprs)
-        writer = observed.write.format("parquet").mode("errorifexists")
-        if spec.partition_by:
-            writer = writer.partitionBy(*spec.partition_by)
-        try:
-            with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
-                writer.save(location)
-        except BaseException:
-            _delete_path(spark, location)
-            raise
-        # Only after a successful write: Observation.get waits for the write's metrics.
-        metrics = plan.read(observation.get)
-        previous = _switch_table(spark, table, frame.schema, location, loads_root)
+    register_inputs(spark, project, table)
+    frame = build_frame(spark, table)
+    try:
+        plan = M.plan_metrics(frame.schema, spec.metrics, spec.partition_by)
+    except M.MetricsConfigError as err:
+        raise LoadError(f"{table.file}: table '{table.name}': {err}") from err
+    observed, observation = plan.attach(frame)
+    writer = observed.write.format("parquet").mode("errorifexists")
+    if spec.partition_by:
+        writer = writer.partitionBy(*spec.partition_by)
+    try:
+        with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
+            writer.save(location)
+    except BaseException:
+        _delete_path(spark, location)
+        raise
+    metrics = plan.collect(spark, observation, location)
+    previous = _switch_table(spark, table, frame.schema, location, loads_root)
     if previous and previous.rstrip("/") != location.rstrip("/"):
         _delete_path(spark, previous)
     if spec.cache:

@@ -1,0 +1,120 @@
+"""What the observed metrics cost on top of a bare write (issue: target b/a <= 1.03).
+
+Times, on a generated table (default 5M rows, shaped like the demo's orders):
+  (a) a bare write of the table to Parquet,
+  (b) the same write with all of the project's metrics (row count, null count per column,
+      sums, NaN counts, date ranges, a categorical set), exactly as a load captures them:
+      `DataFrame.observe` aggregates plus the written Parquet footers,
+  (c) a bare write followed by a separate count + sums pass over the written data
+      (what a hand-written `logger.py` does).
+Rounds rotate the order of (a), (b), (c); medians are reported.
+
+Usage: .venv/bin/python bench/metrics_overhead.py [--rows 5000000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from etl_assets.metrics import plan_metrics
+from etl_assets.settings import load_settings
+from etl_assets.spark import build_session
+from etl_assets.specs import MetricsSpec
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def generate(spark: SparkSession, rows: int) -> str:
+    path = DATA / f"orders_{rows}"
+    if not (path / "_SUCCESS").exists():
+        spark.range(rows).selectExpr(
+            "id AS order_id",
+            "CAST(id % 50000 AS INT) AS customer_id",
+            "element_at(array('ELEC','BOOK','MUSC','HOME','TOYS','FOOD','BEAU','SPRT'), "
+            "CAST(id % 8 AS INT) + 1) AS category_code",
+            "CAST((id * 7919 % 100000) / 100.0 AS DECIMAL(12,2)) AS amount",
+            "CAST(id % 5 + 1 AS INT) AS quantity",
+            "date_add(DATE'2026-01-01', CAST(id % 90 AS INT)) AS order_date",
+            "CASE WHEN id % 97 = 0 THEN NULL ELSE (id % 1000) / 10.0 END AS score",
+        ).write.mode("overwrite").parquet(str(path))
+    return str(path)
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=5_000_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="etl_bench_"))
+    settings = load_settings({"ETL_ASSETS_HOME": str(scratch / "home"),
+                              "SPARK_MASTER": "local[2]"})
+    spark = build_session(settings)
+    source = generate(spark, args.rows)
+    counter = iter(range(10**6))
+
+    def target() -> str:
+        return str(scratch / f"out_{next(counter)}")
+
+    def bare() -> None:
+        spark.read.parquet(source).write.parquet(target())
+
+    def observed() -> None:
+        frame = spark.read.parquet(source)
+        plan = plan_metrics(frame.schema, MetricsSpec(categorical=["category_code"]))
+        out = target()
+        observed_frame, observation = plan.attach(frame)
+        observed_frame.write.parquet(out)
+        assert plan.collect(spark, observation, out)["dagster/row_count"] == args.rows
+
+    def separate_pass() -> None:
+        out = target()
+        spark.read.parquet(source).write.parquet(out)
+        written = spark.read.parquet(out)
+        sums = [F.sum(c) for c in ("order_id", "customer_id", "amount", "quantity", "score")]
+        row = written.agg(F.count(F.lit(1)), *sums).first()
+        assert row[0] == args.rows
+
+    variants = {"a bare write": bare, "b observed metrics": observed,
+                "c write + count/sums pass": separate_pass}
+    bare()  # warm-up: JIT, file cache
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    names = list(variants)
+    for round_no in range(args.rounds):
+        order = names[round_no % 3:] + names[: round_no % 3]
+        for name in order:
+            times[name].append(timed(variants[name]))
+            for old in scratch.glob("out_*"):
+                shutil.rmtree(old, ignore_errors=True)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    base = medians["a bare write"]
+    out = sys.stdout
+    out.write(f"rows={args.rows:,} rounds={args.rounds} master=local[2]\n")
+    out.write(f"{'variant':28} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6}\n")
+    for name, values in times.items():
+        out.write(f"{name:28} {medians[name]:9.2f} {min(values):7.2f} {max(values):7.2f} "
+                  f"{medians[name] / base:6.3f}\n")
+    out.write(f"b/a = {medians['b observed metrics'] / base:.3f}   "
+              f"c/a = {medians['c write + count/sums pass'] / base:.3f}\n")
+    spark.stop()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,732 @@
+"""Anomaly checks on table metrics: numbers in, a verdict out.
+
+This module is pure: standard library only, no Spark, no Dagster, no I/O. The callers read a
+metric's history from the log tables, call `evaluate` and turn the `Verdict` into an asset
+check result. `compare_schemas` and `compare_categories` cover the two non-numeric checks
+(schema drift and new or vanished category values).
+
+Rules (`AnomalyConfig.rule`)
+----------------------------
+Every history rule builds a band ``center ± half_width`` from the baseline points (see
+"Baseline" below) and flags a value outside it. The half width is never smaller than
+`AnomalyConfig.abs_floor`, so tiny tables do not alarm on a change of a few rows.
+
+- ``relative_change`` (the seed rule): center = median, half width = ``max_change × |median|``.
+  Example: median 1,000, ``max_change=0.5`` → allowed 500–1,500; 412 is flagged.
+- ``mad``: center = median, half width = ``mad_threshold × 1.4826 × MAD`` (MAD = median of
+  absolute deviations from the median; 1.4826 × MAD estimates the standard deviation of normal
+  data). Example: history 990, 1,000, 1,010, 1,000, 995 → median 1,000, MAD 5, sigma ≈ 7.4,
+  ``mad_threshold=3.5`` → half width 26 → allowed 974–1,026.
+- ``zscore``: center = mean, half width = ``z_threshold × sample standard deviation`` of the
+  baseline after robust outlier removal. Example: mean 1,000, sd 20, ``z_threshold=3`` → allowed
+  940–1,060.
+- ``auto`` (the default): center = median, half width = ``max(max_change × |median|,
+  mad_threshold × robust sigma, abs_floor)``. A value is flagged only when it is outside the
+  relative band *and* outside the robust band *and* further than `abs_floor` from the median.
+  Example: median 1,000, robust sigma 40, defaults → half width max(500, 140, 10) = 500 →
+  allowed 500–1,500: a 60% drop (400) and an 80% spike (1,800) are flagged.
+- ``bounds``: only the absolute `min`/`max` are checked; no history is needed.
+
+Absolute bounds (`min`, `max`) are checked with every rule and need no history. A zero value is
+flagged (rule ``zero_load``) when the baseline median is non-zero and none of the baseline
+points was zero, even if the band would allow it (``5 → 0`` rows on a tiny table is an empty
+load, not noise); set ``zero_is_anomaly=False`` for metrics where zero is good (null counts).
+A missing value (``None``, NaN or infinite) is always an anomaly (rule ``missing``).
+
+Baseline
+--------
+1. History is read newest first; missing points (None/NaN/inf) are skipped, points flagged in
+   ``history_flags`` are excluded, and with ``weekday_seasonality`` only points on the weekday
+   of ``value_date`` are kept (falling back to all points, said so in the reason, when fewer
+   than ``min_history`` same-weekday points exist). The last ``window`` such points are used.
+2. Level shift: if the last ``level_shift_runs`` points (flagged ones included) all lie outside
+   the band computed from the points before them, on the same side, the series has moved to a
+   new level that has held; the baseline becomes the trailing run of points at the new level
+   (at most ``window``, at least ``min_history`` of them). Flagged points count here on
+   purpose: otherwise the first runs of a genuine step change would be flagged, excluded, and
+   the step would alarm for ever. A shift to zero is never accepted when ``zero_is_anomaly``.
+   Likewise, when fewer than ``min_history`` unflagged points exist but the last
+   ``level_shift_runs`` points (flagged or not) agree with each other, all points of the window
+   form the baseline: with weekday seasonality, the first weekends are compared with all days
+   and flagged while too few same-weekday points exist; without this they would stay excluded
+   and the weekends would alarm for ever.
+3. Robust outlier removal: points further than ``mad_threshold`` robust sigmas from the median
+   are dropped (past incidents not marked in ``history_flags``), then the center and spread
+   are computed again. When MAD is 0 (more than half the points equal), the robust sigma falls
+   back to 1.2533 × mean absolute deviation; when all points are equal it is 0 and the band is
+   the relative band or the absolute floor: no division by zero.
+4. Fewer than ``min_history`` usable points: the verdict passes with status
+   ``insufficient_history`` and says how many points exist ("insufficient history: 2 of 5
+   points"); bounds and missing values are still flagged since they need no history.
+
+Why these defaults (`auto`, max_change 0.5, window 30, mad_threshold 3.5, abs_floor 10)
+--------------------------------------------------------------------------------------------
+- A pure median/MAD band is too tight for real tables: steady growth of +1% per run puts the
+  newest value ~16% above the median of the last 30 runs (the median lags 15 runs), which is
+  many MADs away. The relative band (±50%) tolerates growth up to ~2.6% per run, and faster
+  growth is absorbed by the level-shift step.
+- A pure relative band is too tight for very noisy tables (sd above ~15%); the MAD band widens
+  the allowed range there, so noisy-but-stable tables stay quiet. 3.5 is the usual cut-off for
+  the modified z-score (Iglewicz and Hoaglin).
+- The median (not the mean) and the outlier removal mean one past zero or drop in the window
+  does not move the baseline: the day after an incident passes.
+- A level that has held for ``level_shift_runs`` (5) runs becomes the baseline, so a table
+  whose volume doubled 10 runs ago is quiet again; at most 5 runs alarm after a step change.
+- ``abs_floor=10`` keeps tables of a handful of rows (5 → 8) quiet. Set it to 0 for ratio
+  metrics (null fraction, 0–1) where a change of 10 is meaningless.
+
+Cost: history is scanned backwards and the scan stops once ``window + level_shift_runs`` usable
+points are found, so the work is O(window) (plus sorting them for the median), not O(history),
+unless most recent points are missing, flagged or on another weekday.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+
+RULES = ("auto", "relative_change", "mad", "zscore", "bounds")
+"""The values accepted by `AnomalyConfig.rule`."""
+
+MAD_TO_SIGMA = 1.4826
+"""1.4826 × MAD estimates the standard deviation of normally distributed data."""
+
+MEAN_AD_TO_SIGMA = 1.2533
+"""1.2533 × mean absolute deviation estimates the standard deviation (used when MAD is 0)."""
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_LIST_LIMIT = 10
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking one metric value against its history.
+
+    Attributes:
+        passed: False when the value is an anomaly. True for "ok" and "insufficient_history".
+        value: The value under test (NaN when it was missing).
+        baseline: The center the value was compared with (median, or mean for "zscore"), in
+            the metric's unit; None when no baseline was formed.
+        lower: Lowest allowed value actually applied (band combined with `AnomalyConfig.min`),
+            or None when unbounded / not checked.
+        upper: Highest allowed value actually applied, or None.
+        rule: What decided the verdict: "auto", "relative_change", "mad", "zscore", "bounds",
+            "zero_load", "missing" or "insufficient_history".
+        reason: One human sentence, e.g. "row_count 412 is 61% below the median 1,057 of the
+            last 30 runs (allowed 528–1,586)".
+        status: "ok", "anomaly" or "insufficient_history".
+        window: The configured window size (points).
+        points_used: How many history points formed the baseline (after exclusions).
+        pct_change: ``(value - baseline) / |baseline| × 100`` in percent; None when there is no
+            baseline or it is 0.
+    """
+
+    passed: bool
+    value: float
+    baseline: float | None
+    lower: float | None
+    upper: float | None
+    rule: str
+    reason: str
+    status: str
+    window: int
+    points_used: int
+    pct_change: float | None
+
+
+@dataclass(frozen=True)
+class AnomalyConfig:
+    """How one metric of one table is checked. The defaults work without tuning.
+
+    Attributes:
+        rule: "auto" (default), "relative_change", "mad", "zscore" or "bounds"; see the module
+            docstring for each rule with an example.
+        max_change: Relative change limit as a fraction of the baseline (0.5 = 50% up or
+            down). Used by "relative_change" and "auto". Example: baseline 1,000 → 500–1,500.
+        window: How many of the most recent usable history points form the baseline (30).
+        min_history: Fewer usable points than this and the verdict is "insufficient_history"
+            (passes, says so). Must be at least 1 and at most `window`.
+        mad_threshold: Allowed distance from the median in robust sigmas (1.4826 × MAD), for
+            "mad" and "auto", and the cut-off for dropping outliers from the baseline (3.5).
+        z_threshold: Allowed distance from the mean in standard deviations, for "zscore" (3).
+        min: Absolute lower bound in the metric's unit (e.g. 1 row); None = none. Checked even
+            without history.
+        max: Absolute upper bound; None = none.
+        abs_floor: Absolute change (metric's unit) below which nothing is flagged: the band's
+            half width is at least this (10, so 5 → 8 rows passes). Use 0 for ratio metrics.
+        weekday_seasonality: Compare with the same weekday only (Mondays with Mondays); needs
+            `history_dates` and `value_date`. The window then counts same-weekday points.
+        level_shift_runs: A new level held by this many consecutive runs becomes the baseline
+            (5). 0 disables level-shift acceptance.
+        zero_is_anomaly: Flag a zero value when the baseline is non-zero and none of its points
+            was zero (True). Set False for metrics where zero is normal or good.
+
+    Raises:
+        ValueError: On an unknown rule or an out-of-range parameter.
+    """
+
+    rule: str = "auto"
+    max_change: float = 0.5
+    window: int = 30
+    min_history: int = 5
+    mad_threshold: float = 3.5
+    z_threshold: float = 3.0
+    min: float | None = None
+    max: float | None = None
+    abs_floor: float = 10.0
+    weekday_seasonality: bool = False
+    level_shift_runs: int = 5
+    zero_is_anomaly: bool = True
+
+    def __post_init__(self) -> None:
+        """Reject configurations that cannot be evaluated."""
+        if self.rule not in RULES:
+            raise ValueError(f"unknown anomaly rule {self.rule!r}; expected one of {RULES}")
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}")
+        if not 1 <= self.min_history <= self.window:
+            raise ValueError(
+                f"min_history must be between 1 and window ({self.window}), "
+                f"got {self.min_history}"
+            )
+        for name in ("max_change", "abs_floor"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("mad_threshold", "z_threshold"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.level_shift_runs < 0:
+            raise ValueError(f"level_shift_runs must be >= 0, got {self.level_shift_runs}")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    """Columns added, removed or retyped between two schemas.
+
+    Attributes:
+        added: New columns, name → type.
+        removed: Vanished columns, name → previous type.
+        retyped: Columns whose type changed, name → (previous type, current type).
+    """
+
+    added: dict[str, str] = field(default_factory=dict)
+    removed: dict[str, str] = field(default_factory=dict)
+    retyped: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    @property
+    def changed(self) -> bool:
+        """True when any column was added, removed or retyped."""
+        return bool(self.added or self.removed or self.retyped)
+
+    def describe(self) -> str:
+        """One sentence, e.g. "schema changed: added note (string); removed id (int)".
+
+        Returns:
+            "schema unchanged" when nothing changed, else the changes grouped by kind.
+        """
+        if not self.changed:
+            return "schema unchanged"
+        parts = []
+        if self.added:
+            parts.append("added " + _join([f"{n} ({t})" for n, t in self.added.items()]))
+        if self.removed:
+            parts.append("removed " + _join([f"{n} ({t})" for n, t in self.removed.items()]))
+        if self.retyped:
+            parts.append(
+                "retyped " + _join([f"{n} {a} → {b}" for n, (a, b) in self.retyped.items()])
+            )
+        return "schema changed: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class CategoryDiff:
+    """Category values that appeared or vanished between two loads.
+
+    Attributes:
+        new: Values present now but not before, sorted.
+        vanished: Values present before but not now, sorted.
+    """
+
+    new: tuple[str, ...] = ()
+    vanished: tuple[str, ...] = ()
+
+    @property
+    def changed(self) -> bool:
+        """True when any value appeared or vanished."""
+        return bool(self.new or self.vanished)
+
+    def describe(self) -> str:
+        """One sentence, e.g. "2 new categories: 'fr', 'it'; 1 vanished: 'de'".
+
+        Returns:
+            "categories unchanged" when nothing changed. At most 10 values of each kind are
+            listed, followed by "and N more".
+        """
+        if not self.changed:
+            return "categories unchanged"
+        parts = []
+        if self.new:
+            noun = "category" if len(self.new) == 1 else "categories"
+            parts.append(f"{len(self.new)} new {noun}: " + _join([repr(v) for v in self.new]))
+        if self.vanished:
+            listed = _join([repr(v) for v in self.vanished])
+            parts.append(f"{len(self.vanished)} vanished: {listed}")
+        return "; ".join(parts)
+
+    @property
+    def sentence(self) -> str:
+        """The same as `describe()`."""
+        return self.describe()
+
+
+def compare_schemas(previous: dict[str, str], current: dict[str, str]) -> SchemaDiff:
+    """Compare two schemas given as column name → type string.
+
+    Column names are compared exactly; types are compared ignoring case and surrounding
+    spaces ("BIGINT" equals "bigint"), but reported as given. Column order is ignored.
+
+    Args:
+        previous: The earlier schema, e.g. ``{"id": "bigint", "name": "string"}``.
+        current: The schema now.
+
+    Returns:
+        A `SchemaDiff`; its entries keep the order of the given dicts.
+    """
+    added = {name: typ for name, typ in current.items() if name not in previous}
+    removed = {name: typ for name, typ in previous.items() if name not in current}
+    retyped = {
+        name: (typ, current[name])
+        for name, typ in previous.items()
+        if name in current and _norm_type(typ) != _norm_type(current[name])
+    }
+    return SchemaDiff(added=added, removed=removed, retyped=retyped)
+
+
+def compare_categories(previous: Collection[str], current: Collection[str]) -> CategoryDiff:
+    """Compare the distinct values of a categorical column between two loads.
+
+    Args:
+        previous: Values seen before (duplicates are ignored; None is allowed).
+        current: Values seen now.
+
+    Returns:
+        A `CategoryDiff` with the new and vanished values, each sorted.
+    """
+    before, now = set(previous), set(current)
+    return CategoryDiff(
+        new=tuple(sorted(now - before, key=_sort_key)),
+        vanished=tuple(sorted(before - now, key=_sort_key)),
+    )
+
+
+def evaluate(
+    history: Sequence[float | None],
+    value: float | None,
+    config: AnomalyConfig = AnomalyConfig(),
+    *,
+    metric: str = "value",
+    history_flags: Sequence[bool] | None = None,
+    history_dates: Sequence[date | None] | None = None,
+    value_date: date | None = None,
+) -> Verdict:
+    """Check one metric value against the metric's history.
+
+    Args:
+        history: Past values of the metric, oldest first, excluding the value under test.
+            None/NaN/inf entries (metric missing that run) are skipped.
+        value: The value under test, in the metric's unit (rows, bytes, seconds, a ratio).
+            None/NaN/inf is an anomaly ("value is missing/NaN").
+        config: The rule and its parameters; the defaults need no tuning for row counts.
+        metric: Name used in the reason sentence, e.g. "row_count".
+        history_flags: Same length as `history`; True marks a past point that was itself
+            flagged, which is excluded from the baseline (unless part of a held level shift).
+        history_dates: Same length as `history`; the run dates, for weekday seasonality.
+        value_date: The run date of `value`, for weekday seasonality.
+
+    Returns:
+        The `Verdict`. Too little history passes with status "insufficient_history"; absolute
+        bounds and missing values are flagged regardless of history.
+
+    Raises:
+        ValueError: When `history_flags` or `history_dates` has a different length than
+            `history`.
+    """
+    if history_flags is not None and len(history_flags) != len(history):
+        raise ValueError(
+            f"history_flags has {len(history_flags)} items but history has {len(history)}"
+        )
+    if history_dates is not None and len(history_dates) != len(history):
+        raise ValueError(
+            f"history_dates has {len(history_dates)} items but history has {len(history)}"
+        )
+    if _is_missing(value):
+        return Verdict(
+            passed=False, value=math.nan, baseline=None, lower=config.min, upper=config.max,
+            rule="missing", reason=f"{metric} value is missing/NaN ({value!r})",
+            status="anomaly", window=config.window, points_used=0, pct_change=None,
+        )
+    value = float(value)  # type: ignore[arg-type]
+
+    selection: _Selection | None = None
+    band: _Band | None = None
+    if config.rule != "bounds":
+        selection = _select_with_seasonality(
+            history, config, history_flags, history_dates, value_date
+        )
+        if len(selection.points) >= config.min_history:
+            band = _band(selection.points, config)
+
+    bounds_reason = _bounds_violation(value, config)
+    if bounds_reason is not None:
+        return _verdict(
+            False, value, band, config.min, config.max, "bounds",
+            f"{metric} {_fmt(value)} {bounds_reason}", config,
+        )
+    if config.rule == "bounds":
+        return _verdict(
+            True, value, None, config.min, config.max, "bounds",
+            f"{metric} {_fmt(value)} is {_describe_bounds(config)}", config,
+        )
+
+    assert selection is not None
+    if band is None:
+        said = "".join(f"; {note}" for note in selection.notes)
+        return Verdict(
+            passed=True, value=value, baseline=None, lower=config.min, upper=config.max,
+            rule="insufficient_history",
+            reason=(
+                f"insufficient history: {len(selection.points)} of {config.min_history} points "
+                f"for {metric} ({_fmt(value)} not checked){said}"
+            ),
+            status="insufficient_history", window=config.window, points_used=0,
+            pct_change=None,
+        )
+
+    lower, upper = band.lower, band.upper
+    if config.min is not None:
+        lower = max(lower, config.min)
+    if config.max is not None:
+        upper = min(upper, config.max)
+    notes = list(selection.notes)
+    if band.outliers:
+        notes.append(f"{_plural(band.outliers, 'outlier')} excluded")
+    if selection.flagged_skipped:
+        notes.append(f"{_plural(selection.flagged_skipped, 'flagged run')} excluded")
+    of_what = (
+        f"the {band.center_name} {_fmt(band.center)} of the last "
+        f"{_plural(band.used, selection.unit, with_count=True)}"
+    )
+    allowed = f"(allowed {_fmt(lower)}–{_fmt(upper)})"
+    suffix = "".join(f"; {note}" for note in notes)
+
+    if (
+        value == 0
+        and config.zero_is_anomaly
+        and band.center != 0
+        and not any(point == 0 for point in selection.points)
+    ):
+        reason = (
+            f"{metric} is 0 (empty load) while {of_what} is non-zero and none of them was 0 "
+            f"{allowed}{suffix}"
+        )
+        return _verdict(False, value, band, lower, upper, "zero_load", reason, config)
+
+    passed = lower <= value <= upper
+    if passed and abs(value - band.center) > band.rule_half:
+        suffix = f"; change within the absolute floor {_fmt(config.abs_floor)}" + suffix
+    reason = f"{metric} {_fmt(value)} {_compare(value, band.center, passed)} {of_what} {allowed}"
+    return _verdict(passed, value, band, lower, upper, config.rule, reason + suffix, config)
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """The raw baseline points (oldest first) and what was done to pick them."""
+
+    points: list[float]
+    unit: str
+    notes: list[str]
+    flagged_skipped: int
+
+
+@dataclass(frozen=True)
+class _Band:
+    """The allowed band computed from baseline points."""
+
+    center: float
+    lower: float
+    upper: float
+    used: int
+    outliers: int
+    center_name: str
+    rule_half: float
+
+
+def _select_with_seasonality(
+    history: Sequence[float | None],
+    config: AnomalyConfig,
+    flags: Sequence[bool] | None,
+    dates: Sequence[date | None] | None,
+    value_date: date | None,
+) -> _Selection:
+    """Pick baseline points, restricted to the weekday of `value_date` when configured."""
+    if not config.weekday_seasonality:
+        return _select(history, config, flags, None, None, "run")
+    if dates is None or value_date is None:
+        selection = _select(history, config, flags, None, None, "run")
+        selection.notes.append(
+            "weekday seasonality needs history_dates and value_date; compared with all runs"
+        )
+        return selection
+    day = _WEEKDAYS[value_date.weekday()]
+    seasonal = _select(history, config, flags, dates, value_date.weekday(), day)
+    if len(seasonal.points) >= config.min_history:
+        return seasonal
+    selection = _select(history, config, flags, None, None, "run")
+    selection.notes.append(
+        f"only {len(seasonal.points)} earlier {day}s of {config.min_history} needed for "
+        f"weekday seasonality; compared with all runs"
+    )
+    return selection
+
+
+def _entries(
+    history: Sequence[float | None],
+    flags: Sequence[bool] | None,
+    dates: Sequence[date | None] | None,
+    weekday: int | None,
+) -> Iterator[tuple[float, bool]]:
+    """Yield (value, flagged) newest first, skipping missing values and other weekdays."""
+    for index in range(len(history) - 1, -1, -1):
+        raw = history[index]
+        if _is_missing(raw):
+            continue
+        if weekday is not None:
+            when = dates[index] if dates is not None else None
+            if when is None or when.weekday() != weekday:
+                continue
+        yield float(raw), bool(flags[index]) if flags is not None else False  # type: ignore
+
+
+def _select(
+    history: Sequence[float | None],
+    config: AnomalyConfig,
+    flags: Sequence[bool] | None,
+    dates: Sequence[date | None] | None,
+    weekday: int | None,
+    unit: str,
+) -> _Selection:
+    """Pick the raw baseline points: the last `window` usable ones, or a held level shift."""
+    window, runs = config.window, config.level_shift_runs
+    entries: list[tuple[float, bool]] = []
+    usable_seen = 0
+    for entry in _entries(history, flags, dates, weekday):
+        entries.append(entry)
+        usable_seen += not entry[1]
+        if usable_seen >= window + runs:
+            break
+
+    usable: list[float] = []
+    flagged_skipped = 0
+    for point, flagged in entries:
+        if len(usable) == window:
+            break
+        if flagged:
+            flagged_skipped += 1
+        else:
+            usable.append(point)
+    usable.reverse()
+
+    if runs and len(entries) >= runs:
+        older = [point for point, flagged in entries[runs:] if not flagged][:window]
+        if len(older) >= config.min_history:
+            old_band = _band(older[::-1], config)
+            tail = [point for point, _ in entries[:runs]]
+            side = 0
+            if all(point > old_band.upper for point in tail):
+                side = 1
+            elif all(point < old_band.lower for point in tail):
+                side = -1
+            if side:
+                regime: list[float] = []
+                for point, _ in entries:
+                    outside = point > old_band.upper if side > 0 else point < old_band.lower
+                    if not outside or len(regime) == window:
+                        break
+                    regime.append(point)
+                regime.reverse()
+                to_zero = config.zero_is_anomaly and statistics.median(regime) == 0
+                if len(regime) >= config.min_history and not (to_zero and old_band.center):
+                    note = (
+                        f"level shift accepted: the last {_plural(len(regime), unit, True)} "
+                        f"held a new level (previous {old_band.center_name} "
+                        f"{_fmt(old_band.center)})"
+                    )
+                    return _Selection(regime, unit, [note], 0)
+    if runs and len(usable) < config.min_history <= len(entries) and len(entries) >= runs:
+        # Too few unflagged points: if the recent runs agree with each other, the flagged
+        # points are the only evidence of normal (ends the warm-up alarms of seasonality).
+        everything = [point for point, _ in entries[:window]][::-1]
+        tail = everything[-runs:]
+        tail_band = _band(tail, config)
+        agree = all(tail_band.lower <= point <= tail_band.upper for point in tail)
+        to_zero = config.zero_is_anomaly and statistics.median(everything) == 0
+        if agree and not to_zero:
+            note = (
+                f"only {len(usable)} unflagged {_plural(len(usable), unit, False)}: "
+                f"flagged runs used as the baseline since the last {runs} agree"
+            )
+            return _Selection(everything, unit, [note], 0)
+    return _Selection(usable, unit, [], flagged_skipped)
+
+
+def _band(points: list[float], config: AnomalyConfig) -> _Band:
+    """The allowed band of `config.rule` over `points` (non-empty), after outlier removal."""
+    center = statistics.median(points)
+    sigma = _robust_sigma(points, center)
+    kept = points
+    if sigma > 0:
+        cut = config.mad_threshold * sigma
+        kept = [point for point in points if abs(point - center) <= cut]
+        center = statistics.median(kept)
+        sigma = _robust_sigma(kept, center)
+    name = "median"
+    if config.rule == "zscore":
+        name = "mean"
+        center = statistics.fmean(kept)
+        half = config.z_threshold * (statistics.stdev(kept) if len(kept) > 1 else 0.0)
+    elif config.rule == "relative_change":
+        half = config.max_change * abs(center)
+    elif config.rule == "mad":
+        half = config.mad_threshold * sigma
+    else:
+        half = max(config.max_change * abs(center), config.mad_threshold * sigma)
+    rule_half = half
+    half = max(half, config.abs_floor)
+    lower = center - half
+    if lower < 0 <= min(kept):
+        lower = 0.0  # a metric that was never negative (a count) is not allowed below zero
+    outliers = len(points) - len(kept)
+    return _Band(center, lower, center + half, len(kept), outliers, name, rule_half)
+
+
+def _robust_sigma(points: list[float], center: float) -> float:
+    """Standard deviation estimate: 1.4826 × MAD, or 1.2533 × mean abs deviation if MAD is 0."""
+    deviations = [abs(point - center) for point in points]
+    mad = statistics.median(deviations)
+    if mad > 0:
+        return MAD_TO_SIGMA * mad
+    return MEAN_AD_TO_SIGMA * statistics.fmean(deviations)
+
+
+def _verdict(
+    passed: bool,
+    value: float,
+    band: _Band | None,
+    lower: float | None,
+    upper: float | None,
+    rule: str,
+    reason: str,
+    config: AnomalyConfig,
+) -> Verdict:
+    """Assemble a Verdict, computing the percent change against the band's center."""
+    baseline = band.center if band is not None else None
+    pct = (value - baseline) / abs(baseline) * 100 if baseline else None
+    return Verdict(
+        passed=passed, value=value, baseline=baseline, lower=lower, upper=upper, rule=rule,
+        reason=reason, status="ok" if passed else "anomaly", window=config.window,
+        points_used=band.used if band is not None else 0, pct_change=pct,
+    )
+
+
+def _bounds_violation(value: float, config: AnomalyConfig) -> str | None:
+    """The reason fragment when `value` breaks an absolute bound, else None."""
+    if config.min is not None and value < config.min:
+        return f"is below the minimum {_fmt(config.min)}"
+    if config.max is not None and value > config.max:
+        return f"is above the maximum {_fmt(config.max)}"
+    return None
+
+
+def _describe_bounds(config: AnomalyConfig) -> str:
+    """'within the bounds 1–100', 'at least 1', 'at most 100' or 'not bounded'."""
+    if config.min is not None and config.max is not None:
+        return f"within the bounds {_fmt(config.min)}–{_fmt(config.max)}"
+    if config.min is not None:
+        return f"at least the minimum {_fmt(config.min)}"
+    if config.max is not None:
+        return f"at most the maximum {_fmt(config.max)}"
+    return "not bounded (no min or max configured)"
+
+
+def _compare(value: float, center: float, passed: bool) -> str:
+    """'is within 1% of', 'equals', 'is 61% below' or, for a zero center, 'is 5 above'."""
+    diff = value - center
+    if diff == 0:
+        return "equals"
+    if center == 0:
+        amount = _fmt(abs(diff))
+        return f"is within {amount} of" if passed else f"is {amount} {_direction(diff)}"
+    pct = round(abs(diff) / abs(center) * 100, 6)  # 89.99999999999999 is 90
+    if passed:
+        return f"is within {math.ceil(pct):,}% of"
+    shown = f"{math.floor(pct):,}" if pct >= 1 else f"{pct:.2g}"
+    return f"is {shown}% {_direction(diff)}"
+
+
+def _direction(diff: float) -> str:
+    return "above" if diff > 0 else "below"
+
+
+def _fmt(number: float) -> str:
+    """Thousands separators; integers and values >= 100 without decimals, else 2–3 digits."""
+    if math.isnan(number):
+        return "NaN"
+    if math.isinf(number):
+        return "∞" if number > 0 else "-∞"
+    if number == 0:
+        return "0"
+    size = abs(number)
+    if size >= 100 or number == int(number):
+        return f"{number:,.0f}"
+    if size >= 1:
+        return f"{number:,.2f}".rstrip("0").rstrip(".")
+    return f"{number:.3g}"
+
+
+def _plural(count: int, noun: str, with_count: bool = True) -> str:
+    """'1 run', '3 runs' (or just the noun when `with_count` is False)."""
+    word = noun if count == 1 else noun + "s"
+    return f"{count} {word}" if with_count else word
+
+
+def _is_missing(number: object) -> bool:
+    """True for None, NaN and infinities."""
+    if number is None:
+        return True
+    try:
+        return not math.isfinite(float(number))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return True
+
+
+def _norm_type(type_name: str) -> str:
+    return " ".join(str(type_name).split()).lower()
+
+
+def _sort_key(item: object) -> tuple[bool, str]:
+    return (item is None, str(item))
+
+
+def _join(items: list[str]) -> str:
+    """Comma-separated, at most 10 items then 'and N more'."""
+    if len(items) <= _LIST_LIMIT:
+        return ", ".join(items)
+    return ", ".join(items[:_LIST_LIMIT]) + f" and {len(items) - _LIST_LIMIT} more"

@@ -1,0 +1,66 @@
+"""Shared fixtures: one Spark session for the whole test run, and the demo materialized once.
+
+ETL_ASSETS_HOME points at a temporary folder before anything imports the project, so tests
+never touch a developer's own `.etl_home` (metastore, warehouse, Dagster storage).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="etl_assets_test_home_"))
+os.environ["ETL_ASSETS_HOME"] = str(_HOME)
+os.environ.pop("ETL_ASSETS_PIPELINES", None)
+os.environ.pop("ETL_ASSETS_LOG_DB", None)
+
+import dagster as dg  # noqa: E402
+import pytest  # noqa: E402
+from pyspark.sql import SparkSession  # noqa: E402
+
+from etl_assets.settings import Settings, load_settings  # noqa: E402
+from etl_assets.spark import build_session  # noqa: E402
+from etl_assets.specs import Project, load_project  # noqa: E402
+from etl_assets_tests.helpers import materialize_project  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def settings() -> Iterator[Settings]:
+    """Settings of the test run's embedded home (removed at the end)."""
+    yield load_settings()
+    shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings) -> Iterator[SparkSession]:
+    """The one Spark session (Hive support, Derby under the temporary home)."""
+    session = build_session(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_project(settings: Settings) -> Project:
+    """The shipped demo specs."""
+    return load_project(settings.pipelines_dir)
+
+
+@pytest.fixture(scope="session")
+def demo_instance() -> Iterator[dg.DagsterInstance]:
+    """A real Dagster instance with SQLite storage in a temporary folder."""
+    with tempfile.TemporaryDirectory() as folder:
+        with dg.DagsterInstance.local_temp(folder) as instance:
+            yield instance
+
+
+@pytest.fixture(scope="session")
+def demo_run(
+    spark: SparkSession, settings: Settings, demo_project: Project, demo_instance
+) -> dg.ExecuteInProcessResult:
+    """The demo materialized once (every table), shared by the tests that read it."""
+    result = materialize_project(demo_project, settings, demo_instance)
+    assert result.success
+    return result

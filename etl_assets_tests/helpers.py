@@ -1,0 +1,36 @@
+"""Helpers shared by the Spark tests (imported, never collected; fixtures live in conftest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from etl_assets.definitions import build_assets, build_resources
+from etl_assets.settings import Settings
+from etl_assets.specs import Project
+
+
+def materialize_project(
+    project: Project,
+    settings: Settings,
+    instance: dg.DagsterInstance,
+    selection: list[str] | None = None,
+    raise_on_error: bool = True,
+) -> dg.ExecuteInProcessResult:
+    """Materialize a project's assets in-process, as `dagster asset materialize` would."""
+    return dg.materialize(
+        build_assets(project),
+        resources=build_resources(settings),
+        instance=instance,
+        selection=selection,
+        raise_on_error=raise_on_error,
+    )
+
+
+def write_spec(folder: Path, text: str, name: str = "domain.yaml") -> Path:
+    """Write a spec file into a pipelines folder and return its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,62 @@
+"""The user's path, as separate processes: `dagster asset materialize`, then `etl-assets`.
+
+Runs on its own ETL_ASSETS_HOME (Derby admits one process per metastore, and the test run's
+own Spark session holds the shared one), with DAGSTER_HOME set up the way the Makefile does,
+so it also proves that all embedded state lands under ETL_ASSETS_HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_materialize_all_from_the_cli_then_query_with_etl_assets(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
+    env = {**os.environ, "ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
+    env.pop("ETL_ASSETS_PIPELINES", None)
+
+    done = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "etl_assets.definitions",
+                 "--select", "*"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "RUN_SUCCESS" in done.stderr + done.stdout
+
+    query = "SELECT count(*) AS n, sum(amount) AS s FROM etl_demo.clean_orders"
+    done = _run([str(BIN / "etl-assets"), "sql", query, "--json"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (record,) = [json.loads(line) for line in done.stdout.splitlines()]
+    assert record["n"] > 0
+
+    done = _run([str(BIN / "etl-assets"), "status"], env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:3] == ["asset", "table_name", "status"]
+    assert sum(" SUCCESS " in line for line in lines) == 6
+
+    # Everything embedded lives under ETL_ASSETS_HOME, nothing in the working directory.
+    assert (home / "metastore_db").is_dir()
+    assert (home / "warehouse" / "etl_demo.db").is_dir()
+    assert (dagster_home / "storage").is_dir()
+    assert not (ROOT / "metastore_db").exists() and not (ROOT / "derby.log").exists()
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        (event,) = instance.fetch_materializations(dg.AssetKey("clean_orders"), limit=1).records
+        metadata = event.asset_materialization.metadata
+        assert metadata["dagster/row_count"].value == record["n"]
+        assert metadata["sum/amount"].value == float(record["s"])
+        assert instance.get_settings("telemetry") == {"enabled": False}

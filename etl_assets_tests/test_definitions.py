@@ -1,0 +1,41 @@
+"""The one Definitions object loads, and its graph is the one the specs declare.
+
+No Spark: loading definitions must never start it (the resource is lazy).
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl_assets.definitions import defs
+from etl_assets.specs import load_project
+from etl_assets.settings import load_settings
+
+
+def test_definitions_load() -> None:
+    dg.Definitions.validate_loadable(defs)
+
+
+def test_asset_graph_follows_spec_inputs() -> None:
+    project = load_project(load_settings().pipelines_dir)
+    graph = defs.resolve_asset_graph()
+    for table in project.tables.values():
+        node = graph.get(dg.AssetKey(table.name))
+        assert {k.path[-1] for k in node.parent_keys} == set(table.spec.inputs)
+        assert node.code_version == table.code_version
+        assert node.group_name == table.domain
+    for source in project.sources:
+        assert not graph.get(dg.AssetKey(source)).is_materializable
+
+
+def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
+    job = defs.resolve_implicit_global_asset_job_def()
+    assert job.executor_def is dg.in_process_executor
+    spark = defs.resources["spark"]
+    assert type(spark).__name__ == "LazyPySparkResource"
+    config = spark.spark_config
+    assert config["spark.sql.catalogImplementation"] == "hive"
+    home = load_settings().home
+    assert f"databaseName={home}/metastore_db" in config["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    assert config["spark.sql.warehouse.dir"] == str(home / "warehouse")
+    assert f"-Dderby.system.home={home}" in config["spark.driver.extraJavaOptions"]
