@@ -7,6 +7,8 @@ Times, on a generated table (default 5M rows, shaped like the demo's orders):
       `DataFrame.observe` aggregates plus the written Parquet footers,
   (c) a bare write followed by a separate count + sums pass over the written data
       (what a hand-written `logger.py` does).
+Two workloads: `copy` (read Parquet, write it: the worst case for any per-row cost) and
+`transform` (a filter, a broadcast lookup join and derived columns, like a real load).
 Rounds rotate the order of (a), (b), (c); medians are reported.
 
 Usage: .venv/bin/python bench/metrics_overhead.py [--rows 5000000] [--rounds 5]
@@ -22,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from etl_assets.metrics import plan_metrics
@@ -31,6 +33,7 @@ from etl_assets.spark import build_session
 from etl_assets.specs import MetricsSpec
 
 DATA = Path(__file__).resolve().parent / "data"
+CATEGORIES = ("ELEC", "BOOK", "MUSC", "HOME", "TOYS", "FOOD", "BEAU", "SPRT")
 
 
 def generate(spark: SparkSession, rows: int) -> str:
@@ -71,46 +74,72 @@ def main() -> int:
     def target() -> str:
         return str(scratch / f"out_{next(counter)}")
 
-    def bare() -> None:
-        spark.read.parquet(source).write.parquet(target())
+    def copy_frame() -> DataFrame:
+        return spark.read.parquet(source)
 
-    def observed() -> None:
-        frame = spark.read.parquet(source)
-        plan = plan_metrics(frame.schema, MetricsSpec(categorical=["category_code"]))
-        out = target()
-        observed_frame, observation = plan.attach(frame)
-        observed_frame.write.parquet(out)
-        assert plan.collect(spark, observation, out)["dagster/row_count"] == args.rows
+    def transform_frame() -> DataFrame:
+        # Shaped like a load of clean_orders: a filter, a broadcast lookup join, derived columns.
+        lookup = spark.createDataFrame(
+            [(c, f"name {c}", i % 3) for i, c in enumerate(CATEGORIES)],
+            "category_code string, category_name string, tier int",
+        )
+        orders = spark.read.parquet(source).where("quantity < 5")
+        return orders.join(F.broadcast(lookup), "category_code").selectExpr(
+            "*", "amount * quantity AS line_total", "year(order_date) AS order_year"
+        )
 
-    def separate_pass() -> None:
-        out = target()
-        spark.read.parquet(source).write.parquet(out)
-        written = spark.read.parquet(out)
-        sums = [F.sum(c) for c in ("order_id", "customer_id", "amount", "quantity", "score")]
-        row = written.agg(F.count(F.lit(1)), *sums).first()
-        assert row[0] == args.rows
+    def variants_for(prepare):
+        def bare() -> None:
+            prepare().write.parquet(target())
 
-    variants = {"a bare write": bare, "b observed metrics": observed,
+        def observed() -> None:
+            frame = prepare()
+            plan = plan_metrics(frame.schema, MetricsSpec(categorical=["category_code"]))
+            out = target()
+            observed_frame, observation = plan.attach(frame)
+            observed_frame.write.parquet(out)
+            assert plan.collect(spark, observation, out)["dagster/row_count"] > 0
+
+        def separate_pass() -> None:
+            frame = prepare()
+            out = target()
+            frame.write.parquet(out)
+            written = spark.read.parquet(out)
+            numeric = [f.name for f in written.schema
+                       if f.dataType.typeName() in ("integer", "long", "double", "decimal")]
+            row = written.agg(F.count(F.lit(1)), *[F.sum(c) for c in numeric]).first()
+            assert row[0] > 0
+
+        return {"a bare write": bare, "b observed metrics": observed,
                 "c write + count/sums pass": separate_pass}
-    bare()  # warm-up: JIT, file cache
-    times: dict[str, list[float]] = {name: [] for name in variants}
-    names = list(variants)
-    for round_no in range(args.rounds):
-        order = names[round_no % 3:] + names[: round_no % 3]
-        for name in order:
-            times[name].append(timed(variants[name]))
-            for old in scratch.glob("out_*"):
-                shutil.rmtree(old, ignore_errors=True)
-    medians = {name: statistics.median(values) for name, values in times.items()}
-    base = medians["a bare write"]
+
+    def measure(rounds: int, variants: dict) -> dict[str, list[float]]:
+        variants["a bare write"]()  # warm-up: JIT, file cache
+        times: dict[str, list[float]] = {name: [] for name in variants}
+        names = list(variants)
+        for round_no in range(rounds):
+            order = names[round_no % 3:] + names[: round_no % 3]
+            for name in order:
+                times[name].append(timed(variants[name]))
+                for old in scratch.glob("out_*"):
+                    shutil.rmtree(old, ignore_errors=True)
+        return times
+
+    results = []
+    for workload, prepare in (("copy", copy_frame), ("transform", transform_frame)):
+        results.append((workload, measure(args.rounds, variants_for(prepare))))
     out = sys.stdout
     out.write(f"rows={args.rows:,} rounds={args.rounds} master=local[2]\n")
-    out.write(f"{'variant':28} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6}\n")
-    for name, values in times.items():
-        out.write(f"{name:28} {medians[name]:9.2f} {min(values):7.2f} {max(values):7.2f} "
-                  f"{medians[name] / base:6.3f}\n")
-    out.write(f"b/a = {medians['b observed metrics'] / base:.3f}   "
-              f"c/a = {medians['c write + count/sums pass'] / base:.3f}\n")
+    for workload, times in results:
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        base = medians["a bare write"]
+        out.write(f"\nworkload: {workload}\n")
+        out.write(f"{'variant':28} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6}\n")
+        for name, values in times.items():
+            out.write(f"{name:28} {medians[name]:9.2f} {min(values):7.2f} {max(values):7.2f} "
+                      f"{medians[name] / base:6.3f}\n")
+        out.write(f"{workload}: b/a = {medians['b observed metrics'] / base:.3f}   "
+                  f"c/a = {medians['c write + count/sums pass'] / base:.3f}\n")
     spark.stop()
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

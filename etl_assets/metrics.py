@@ -123,9 +123,9 @@ def plan_metrics(
 ) -> MetricPlan:
     """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
 
-    Per column: null count; for numeric columns a sum (`try_sum`, so an overflow gives null
-    instead of failing the write; NaN excluded from sums of floating columns and counted
-    apart); min/max for date and timestamp columns; for declared categorical columns the
+    Per column: null count; for numeric columns a sum (for integers `try_sum`, so an overflow
+    gives null instead of failing the write; NaN excluded from sums of floating columns and
+    counted apart); min/max for date and timestamp columns; for declared categorical columns the
     sorted set of distinct values (capped at `category_cap`) and its exact size.
 
     Raises:
@@ -171,8 +171,14 @@ def plan_metrics(
         if isinstance(field.dataType, _FLOATING):
             add(NAN_COUNT + field.name, F.count_if(F.isnan(col)))
             if field.name in summed:
-                add(SUM + field.name, F.try_sum(F.nanvl(col, F.lit(0.0))))
+                add(SUM + field.name, F.sum(F.nanvl(col, F.lit(0.0))))
+        elif isinstance(field.dataType, T.DecimalType) and field.name in summed:
+            # Sums carry 10 more digits than the column: no overflow short of 10^10 rows, and
+            # plain sum is measurably cheaper per row than try_sum.
+            add(SUM + field.name, F.sum(col))
         elif field.name in summed:
+            # An integer sum can overflow a long; try_sum gives null instead of failing the
+            # write under ANSI mode.
             add(SUM + field.name, F.try_sum(col))
     capped = {}
     for column in options.categorical:
