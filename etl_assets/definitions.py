@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
+from etl_assets.checks import build_table_checks
 from etl_assets.settings import Settings, load_settings
 from etl_assets.spark import build_spark_resource
 from etl_assets.specs import Project, load_project
@@ -25,6 +26,12 @@ def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     return [*sources, *tables]
 
 
+def build_checks(project: Project) -> list[dg.AssetChecksDefinition]:
+    """The anomaly, schema and category checks of every table."""
+    checks = [build_table_checks(table) for table in project.tables.values()]
+    return [c for c in checks if c is not None]
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything Dagster loads: assets from the specs, resources and executor by profile.
 
@@ -35,6 +42,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     project = load_project(settings.pipelines_dir)
     return dg.Definitions(
         assets=build_assets(project),
+        asset_checks=build_checks(project),
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 RUN_LOG = "run_log"
 METRIC_LOG = "metric_log"
+CHECK_LOG = "check_log"
 
 LOG_SCHEMAS: dict[str, T.StructType] = {
     RUN_LOG: T.StructType([
@@ -49,6 +50,24 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
         T.StructField("value", T.DoubleType()),
         T.StructField("value_text", T.StringType()),
         T.StructField("recorded_at", T.TimestampType()),
+        T.StructField("log_date", T.DateType()),
+    ]),
+    CHECK_LOG: T.StructType([
+        T.StructField("run_id", T.StringType()),
+        T.StructField("asset", T.StringType()),
+        T.StructField("partition_key", T.StringType()),
+        T.StructField("check_name", T.StringType()),
+        T.StructField("metric", T.StringType()),
+        T.StructField("value", T.DoubleType()),
+        T.StructField("baseline", T.DoubleType()),
+        T.StructField("lower", T.DoubleType()),
+        T.StructField("upper", T.DoubleType()),
+        T.StructField("passed", T.BooleanType()),
+        T.StructField("severity", T.StringType()),
+        T.StructField("status", T.StringType()),
+        T.StructField("description", T.StringType()),
+        T.StructField("target_run_id", T.StringType()),
+        T.StructField("checked_at", T.TimestampType()),
         T.StructField("log_date", T.DateType()),
     ]),
 }
@@ -80,6 +99,33 @@ class RunRecord:
     def duration_s(self) -> float:
         """Seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """One check evaluation, as written to `check_log`."""
+
+    run_id: str
+    asset: str
+    check_name: str
+    metric: str
+    passed: bool
+    severity: str
+    status: str
+    description: str
+    checked_at: datetime
+    partition_key: str | None = None
+    value: float | None = None
+    baseline: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    target_run_id: str | None = None
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return None
+    return float(value)
 
 
 class HiveLog:
@@ -166,6 +212,17 @@ class HiveLog:
         self._append(RUN_LOG, [run_row])
         if metrics:
             self._append(METRIC_LOG, list(self.metric_rows(record, metrics)))
+
+    def write_checks(self, records: Sequence[CheckRecord]) -> None:
+        """Append check evaluations to `check_log` in one insert."""
+        rows = []
+        for record in records:
+            row = {name: getattr(record, name) for name in record.__dataclass_fields__}
+            for name in ("value", "baseline", "lower", "upper"):
+                row[name] = _finite(row[name])
+            row["log_date"] = record.checked_at.date()
+            rows.append(row)
+        self._append(CHECK_LOG, rows)
 
     @staticmethod
     def metric_rows(record: RunRecord, metrics: Mapping[str, Any]) -> Iterable[dict[str, Any]]:

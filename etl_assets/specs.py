@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,15 @@ from typing import Any, Literal
 
 import sqlglot
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlglot import exp
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -69,6 +78,75 @@ class MetricsSpec(_Strict):
     _columns_cat = field_validator("categorical")(_check_columns)
 
 
+Severity = Literal["WARN", "ERROR"]
+RULES = ("auto", "relative_change", "mad", "zscore", "bounds")
+
+
+class AnomalyCheckSpec(_Strict):
+    """Tuning of one anomaly check; unset fields inherit from `checks.defaults`.
+
+    Field names match `etl_assets.anomaly.AnomalyConfig`, where each is documented.
+    """
+
+    enabled: bool | None = None
+    severity: Severity | None = None
+    blocking: bool | None = None
+    rule: Literal["auto", "relative_change", "mad", "zscore", "bounds"] | None = None
+    max_change: float | None = Field(default=None, gt=0)
+    window: int | None = Field(default=None, ge=1, le=1000)
+    min_history: int | None = Field(default=None, ge=1, le=1000)
+    mad_threshold: float | None = Field(default=None, gt=0)
+    z_threshold: float | None = Field(default=None, gt=0)
+    min: float | None = None
+    max: float | None = None
+    abs_floor: float | None = Field(default=None, ge=0)
+    weekday_seasonality: bool | None = None
+    level_shift_runs: int | None = Field(default=None, ge=1, le=100)
+    zero_is_anomaly: bool | None = None
+
+    def merged(self, base: AnomalyCheckSpec) -> AnomalyCheckSpec:
+        """This spec with unset fields taken from `base`."""
+        values = base.model_dump(exclude_none=True) | self.model_dump(exclude_none=True)
+        return AnomalyCheckSpec(**values)
+
+
+class ChangeCheckSpec(_Strict):
+    """A `schema_change` or `category_change` check."""
+
+    enabled: bool = True
+    severity: Severity = "WARN"
+    blocking: bool = False
+
+
+class ChecksSpec(_Strict):
+    """The table's asset checks. Every table gets them by default, with no YAML.
+
+    - `defaults`: applied to every anomaly check of the table (`row_count`, `sums`, `columns`).
+    - `row_count`: the `row_count_anomaly` check.
+    - `sums`: the `sums_anomaly` check over every summed column's `sum/<column>`.
+    - `columns`: per summed column overrides of `sums` (e.g. turn one column off).
+    - `schema_change`, `category_change`: columns or category values appearing or vanishing.
+    """
+
+    defaults: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    row_count: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    sums: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    columns: dict[str, AnomalyCheckSpec] = Field(default_factory=dict)
+    schema_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
+    category_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
+
+    @model_validator(mode="after")
+    def _blocking_needs_error(self) -> ChecksSpec:
+        for name in ("row_count", "sums", "schema_change", "category_change"):
+            spec = getattr(self, name)
+            merged = spec.merged(self.defaults) if isinstance(spec, AnomalyCheckSpec) else spec
+            if merged.blocking and merged.severity != "ERROR":
+                raise ValueError(
+                    f"checks.{name}: blocking needs severity: ERROR (only ERROR checks block)"
+                )
+        return self
+
+
 class TableSpec(_Strict):
     """One Hive target table: its SQL over its inputs, how it is written and what is measured."""
 
@@ -86,6 +164,7 @@ class TableSpec(_Strict):
     partition_by: list[str] = Field(default_factory=list)
     write_mode: Literal["overwrite"] = "overwrite"
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    checks: ChecksSpec = Field(default_factory=ChecksSpec)
 
     _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
     _partition_by = field_validator("partition_by")(_check_columns)
@@ -177,6 +256,25 @@ def _known_fields(model: type[BaseModel] | None, loc: list[Any]) -> list[str]:
     if model is None:
         return []
     return [info.alias or name for name, info in model.model_fields.items()]
+
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(text: str, file: Path, source: str) -> str:
+    """Expand `${VAR}` and `${VAR:-default}` in a source path from the environment."""
+
+    def replace(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        value = os.environ.get(name) or default
+        if value is None:
+            raise SpecError(
+                f"{file}: source '{source}': field 'path': environment variable {name} is not "
+                f"set; set it or write ${{{name}:-default}}"
+            )
+        return value
+
+    return _ENV_REF.sub(replace, text)
 
 
 def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
@@ -368,7 +466,7 @@ def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Pro
                 raise SpecError(f"{path}: source '{name}': {problem}")
             resolved = None
             if source.path is not None:
-                raw_path = Path(source.path).expanduser()
+                raw_path = Path(_expand(source.path, path, name)).expanduser()
                 resolved = str((path.parent / raw_path).resolve())
             origin[name] = str(path)
             sources[name] = Source(name, source, domain, path, resolved)

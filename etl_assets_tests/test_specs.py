@@ -507,6 +507,37 @@ MALFORMED = [
         ["table 'clean'", "field 'partition_by'", "contains a backtick"],
         id="partition-column-with-backtick",
     ),
+    pytest.param(
+        one_table(clean_with("checks: {row_count: {blocking: true}}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'checks'", "blocking needs severity: ERROR"],
+        id="checks-blocking-without-error",
+    ),
+    pytest.param(
+        one_table(clean_with("checks: {row_count: {max_chnage: 0.3}}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'checks.row_count.max_chnage'", "did you mean 'max_change'"],
+        id="checks-unknown-tuning-field",
+    ),
+    pytest.param(
+        one_table(clean_with("checks: {defaults: {window: 0}}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'checks.defaults.window'", "greater than or equal to 1"],
+        id="checks-window-zero",
+    ),
+    pytest.param(
+        one_table(clean_with("checks: {row_count: {severity: FATAL}}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'checks.row_count.severity'", "'WARN' or 'ERROR'"],
+        id="checks-bad-severity",
+    ),
+    pytest.param(
+        {"domain.yaml": "sources:\n  orders: {path: '${ETL_ASSETS_NO_SUCH_VAR}/o.csv'}\n"
+                        "tables:\n" + textwrap.indent(CLEAN, "  ")},
+        "domain.yaml",
+        ["source 'orders'", "field 'path'", "ETL_ASSETS_NO_SUCH_VAR is not set"],
+        id="source-path-unset-variable",
+    ),
 ]
 
 
@@ -605,3 +636,12 @@ def test_dagster_validate_passes_for_the_shipped_specs(tmp_path: Path) -> None:
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Validation successful" in output
+
+
+def test_source_path_takes_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = Path(__file__).resolve().parent.parent / "etl_assets" / "pipelines"
+    default = load_project(folder).sources["raw_orders"].resolved_path
+    assert default.endswith("sample_data/raw_orders.csv")
+    monkeypatch.setenv("ETL_ASSETS_DEMO_ORDERS", "raw_orders_shrunk.csv")
+    shrunk = load_project(folder).sources["raw_orders"].resolved_path
+    assert shrunk.endswith("sample_data/raw_orders_shrunk.csv") and Path(shrunk).is_file()

@@ -58,5 +58,12 @@ def main() -> None:
             ])
 
 
+def shrunk(keep: int = 1000) -> None:
+    """The first `keep` orders: a load that lost most of its rows, for the anomaly demo."""
+    lines = (OUT / "raw_orders.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    (OUT / "raw_orders_shrunk.csv").write_text("".join(lines[: keep + 1]), encoding="utf-8")
+
+
 if __name__ == "__main__":
     main()
+    shrunk()

@@ -1,0 +1,466 @@
+"""Asset checks: each materialization's metrics judged against its own history.
+
+History comes from the Dagster instance (the metadata of past materializations), never from
+rescanning the table. Each table gets, with no YAML:
+
+- `row_count_anomaly`: `dagster/row_count` against its history (`anomaly.evaluate`);
+- `sums_anomaly`: every `sum/<column>` against its history, one verdict per column in one
+  check (the summed columns are known only once the SQL has run, so one check per table lists
+  them all; the description names the flagged ones);
+- `schema_change`: columns added, removed or retyped since the previous materialization;
+- `category_change`: new or vanished values of the declared categorical columns.
+
+The checks judge the latest materialization, however it was recorded (by a run of the asset in
+the same run, an earlier run, or a runless `AssetMaterialization` with the same metadata), so
+a user can tune a threshold and re-judge yesterday's load by executing the checks alone.
+Past points that were flagged are left out of the baseline (read from the check's own
+execution history), so yesterday's incident does not poison today's verdict.
+"""
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import dagster as dg
+from dagster import AssetCheckEvaluation
+from dagster._core.storage.asset_check_execution_record import (  # no public export
+    AssetCheckExecutionRecordStatus,
+)
+from dagster_pyspark import LazyPySparkResource
+
+from etl_assets import metrics as M
+from etl_assets.anomaly import (
+    AnomalyConfig,
+    Verdict,
+    compare_categories,
+    compare_schemas,
+    evaluate,
+)
+from etl_assets.hive_log import CheckRecord, HiveLog
+from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
+from etl_assets.tables import EtlLogResource
+
+ROW_COUNT_CHECK = "row_count_anomaly"
+SUMS_CHECK = "sums_anomaly"
+SCHEMA_CHECK = "schema_change"
+CATEGORY_CHECK = "category_change"
+FLAGGED_METRICS = "flagged_metrics"
+STATUS = "status"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One past or current materialization: its event-log id and its metadata values."""
+
+    storage_id: int
+    run_id: str
+    timestamp: float
+    partition: str | None
+    metadata: Mapping[str, Any]
+
+    def number(self, key: str) -> float | None:
+        """A numeric metadata value, or None when absent, null or not a number."""
+        value = self.metadata.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        return float(value)
+
+
+@dataclass
+class Outcome:
+    """One check's verdict: becomes an `AssetCheckResult` and a `check_log` row."""
+
+    check: str
+    metric: str
+    passed: bool
+    severity: str
+    status: str
+    description: str
+    value: float | None = None
+    baseline: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def anomaly_config(spec: AnomalyCheckSpec) -> AnomalyConfig:
+    """The pure rule's config from a (merged) spec: unset fields keep the rule's defaults."""
+    fields = spec.model_dump(exclude_none=True)
+    for key in ("enabled", "severity", "blocking"):
+        fields.pop(key, None)
+    return AnomalyConfig(**fields)
+
+
+def history_limit(table: Table) -> int:
+    """How many past materializations the checks read: O(window), never the whole history.
+
+    The rule needs `window + level_shift_runs` usable points; twice the window leaves room for
+    flagged or missing points that the baseline skips.
+    """
+    checks = table.spec.checks
+    sums = checks.sums.merged(checks.defaults)
+    specs = [checks.row_count.merged(checks.defaults), sums]
+    specs += [column.merged(sums) for column in checks.columns.values()]
+    configs = [anomaly_config(spec) for spec in specs]
+    return max(2 * c.window + c.level_shift_runs for c in configs) + 1
+
+
+def _verdict_outcome(check: str, verdict: Verdict, severity: str) -> Outcome:
+    metadata = {
+        STATUS: verdict.status,
+        "rule": verdict.rule,
+        "value": verdict.value,
+        "baseline": verdict.baseline,
+        "lower": verdict.lower,
+        "upper": verdict.upper,
+        "window": verdict.window,
+        "points_used": verdict.points_used,
+        "pct_change": verdict.pct_change,
+    }
+    return Outcome(
+        check=check,
+        metric="",
+        passed=verdict.passed,
+        severity=severity,
+        status=verdict.status,
+        description=verdict.reason,
+        value=verdict.value,
+        baseline=verdict.baseline,
+        lower=verdict.lower,
+        upper=verdict.upper,
+        metadata=metadata,
+    )
+
+
+def judge_metric(
+    metric: str,
+    latest: Point,
+    history: Sequence[Point],
+    config: AnomalyConfig,
+    flagged: set[int],
+) -> Verdict:
+    """One metric of the latest point against the history (oldest first)."""
+    values, flags, dates = [], [], []
+    for point in history:
+        values.append(point.number(metric))
+        flags.append(point.storage_id in flagged)
+        dates.append(datetime.fromtimestamp(point.timestamp, tz=timezone.utc).date())
+    value = latest.number(metric)
+    return evaluate(
+        [math.nan if v is None else v for v in values],
+        math.nan if value is None else value,
+        config,
+        metric="row_count" if metric == M.ROW_COUNT else metric,
+        history_flags=flags,
+        history_dates=dates,
+        value_date=datetime.fromtimestamp(latest.timestamp, tz=timezone.utc).date(),
+    )
+
+
+def row_count_outcome(
+    table: Table, latest: Point, history: Sequence[Point], flagged: set[int]
+) -> Outcome:
+    """The `row_count_anomaly` verdict."""
+    checks = table.spec.checks
+    spec = checks.row_count.merged(checks.defaults)
+    verdict = judge_metric(M.ROW_COUNT, latest, history, anomaly_config(spec), flagged)
+    outcome = _verdict_outcome(ROW_COUNT_CHECK, verdict, spec.severity or "WARN")
+    outcome.metric = M.ROW_COUNT
+    return outcome
+
+
+def sums_outcome(
+    table: Table, latest: Point, history: Sequence[Point], flagged: Mapping[str, set[int]]
+) -> Outcome:
+    """The `sums_anomaly` verdict: every `sum/<column>` of the latest point, one check."""
+    checks = table.spec.checks
+    base = checks.sums.merged(checks.defaults)
+    verdicts: dict[str, tuple[Verdict, str]] = {}
+    for key in sorted(k for k in latest.metadata if k.startswith(M.SUM)):
+        column = key[len(M.SUM):]
+        spec = checks.columns.get(column, AnomalyCheckSpec()).merged(base)
+        if spec.enabled is False:
+            continue
+        verdict = judge_metric(key, latest, history, anomaly_config(spec), flagged.get(key, set()))
+        verdicts[key] = (verdict, spec.severity or "WARN")
+    failed = {k: v for k, v in verdicts.items() if not v[0].passed}
+    if failed:
+        severity = "ERROR" if any(s == "ERROR" for _, s in failed.values()) else "WARN"
+        first_key = next(iter(failed))
+        description = "; ".join(v.reason for v, _ in failed.values())
+        status = "anomaly"
+    else:
+        severity = base.severity or "WARN"
+        first_key = next(iter(verdicts), None)
+        cold = [k for k, (v, _) in verdicts.items() if v.status == "insufficient_history"]
+        if not verdicts:
+            description, status = "no summed columns in the latest materialization", "ok"
+        elif cold and len(cold) == len(verdicts):
+            description, status = verdicts[cold[0]][0].reason, "insufficient_history"
+        else:
+            description = f"all {len(verdicts)} column sums within their bands"
+            if cold:
+                description += f" ({len(cold)} with insufficient history)"
+            status = "ok"
+    top = verdicts[first_key][0] if first_key else None
+    rows = [
+        f"| {k[len(M.SUM):]} | {_num(v.value)} | {_num(v.baseline)} | {_num(v.lower)} | "
+        f"{_num(v.upper)} | {v.status} | {v.reason.replace('|', '/')} |"
+        for k, (v, _) in verdicts.items()
+    ]
+    table_md = "| column | value | baseline | lower | upper | status | reason |\n" + (
+        "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
+    outcome = Outcome(
+        check=SUMS_CHECK,
+        metric=first_key or "",
+        passed=not failed,
+        severity=severity,
+        status=status,
+        description=description,
+        value=top.value if top else None,
+        baseline=top.baseline if top else None,
+        lower=top.lower if top else None,
+        upper=top.upper if top else None,
+        metadata={
+            STATUS: status,
+            FLAGGED_METRICS: sorted(failed),
+            "columns_checked": len(verdicts),
+            "verdicts": dg.MetadataValue.md(table_md),
+        },
+    )
+    return outcome
+
+
+def _num(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return f"{value:,.4g}" if abs(value) < 1e15 else f"{value:.4e}"
+
+
+def _schema_of(schema: dg.TableSchema | None) -> dict[str, str] | None:
+    if schema is None:
+        return None
+    return {c.name: c.type for c in schema.columns}
+
+
+def schema_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> Outcome:
+    """The `schema_change` verdict: the latest schema against the newest earlier one."""
+    spec = table.spec.checks.schema_change
+    current = _schema_of(latest.metadata.get(M.COLUMN_SCHEMA))
+    before = _schema_of(_last_with(previous, M.COLUMN_SCHEMA))
+    if current is None or before is None:
+        which = "latest" if current is None else "previous"
+        return Outcome(SCHEMA_CHECK, M.COLUMN_SCHEMA, True, spec.severity, "insufficient_history",
+                       f"no {which} column schema to compare with", metadata={
+                           STATUS: "insufficient_history"})
+    diff = compare_schemas(before, current)
+    status = "changed" if diff.changed else "ok"
+    return Outcome(
+        check=SCHEMA_CHECK,
+        metric=M.COLUMN_SCHEMA,
+        passed=not diff.changed,
+        severity=spec.severity,
+        status=status,
+        description=diff.describe(),
+        value=float(len(current)),
+        baseline=float(len(before)),
+        metadata={
+            STATUS: status,
+            "added": dict(diff.added),
+            "removed": dict(diff.removed),
+            "retyped": {k: list(v) for k, v in diff.retyped.items()},
+        },
+    )
+
+
+def _last_with(history: Sequence[Point], key: str) -> Any:
+    """The newest value of a metadata key in the history (runless events may lack it)."""
+    for point in reversed(history):
+        if point.metadata.get(key) is not None:
+            return point.metadata[key]
+    return None
+
+
+def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> Outcome:
+    """The `category_change` verdict over every declared categorical column.
+
+    Each column's latest values are compared with the newest earlier materialization that
+    recorded them.
+    """
+    spec = table.spec.checks.category_change
+    columns = table.spec.metrics.categorical
+    if not any(M.CATEGORIES + c in p.metadata for p in previous for c in columns):
+        return Outcome(CATEGORY_CHECK, "categories", True, spec.severity, "insufficient_history",
+                       "first materialization: no previous category values to compare with",
+                       metadata={STATUS: "insufficient_history"})
+    changes, details = [], {}
+    for column in columns:
+        key = M.CATEGORIES + column
+        now, before = latest.metadata.get(key), _last_with(previous, key)
+        if now is None or before is None:
+            continue
+        diff = compare_categories(before, now)
+        details[column] = {"new": list(diff.new), "vanished": list(diff.vanished)}
+        if diff.changed:
+            capped = latest.metadata.get(M.CATEGORIES_CAPPED + column)
+            note = " (value list capped: compare with care)" if capped else ""
+            changes.append(f"{column}: {diff.describe()}{note}")
+    status = "changed" if changes else "ok"
+    description = "; ".join(changes) if changes else (
+        f"no new or vanished values in {', '.join(columns)}")
+    return Outcome(CATEGORY_CHECK, "categories", not changes, spec.severity, status,
+                   description, metadata={STATUS: status, "columns": details})
+
+
+def _points(records: Sequence[Any]) -> list[Point]:
+    points = []
+    for record in records:
+        materialization = record.asset_materialization
+        if materialization is None:
+            continue
+        points.append(Point(
+            storage_id=record.storage_id,
+            run_id=record.run_id,
+            timestamp=record.timestamp,
+            partition=record.partition_key,
+            metadata={k: v.value for k, v in materialization.metadata.items()},
+        ))
+    return points
+
+
+def _flags(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey, limit: int
+) -> tuple[set[int], dict[str, set[int]]]:
+    """Storage ids of past materializations this check flagged (and per metric for sums)."""
+    flagged: set[int] = set()
+    per_metric: dict[str, set[int]] = {}
+    history = instance.event_log_storage.get_asset_check_execution_history(
+        key, limit=limit, status={AssetCheckExecutionRecordStatus.FAILED}
+    )
+    for record in history:
+        evaluation = record.evaluation
+        if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
+            continue
+        if evaluation.target_materialization_data is None:
+            continue
+        storage_id = evaluation.target_materialization_data.storage_id
+        flagged.add(storage_id)
+        metrics = evaluation.metadata.get(FLAGGED_METRICS)
+        for metric in (metrics.value if metrics is not None else []) or []:
+            per_metric.setdefault(metric, set()).add(storage_id)
+    return flagged, per_metric
+
+
+def evaluate_table(
+    instance: dg.DagsterInstance, table: Table, selected: set[str]
+) -> tuple[Point | None, list[Outcome]]:
+    """Judge the latest materialization of a table with the selected checks."""
+    key = dg.AssetKey(table.name)
+    limit = history_limit(table)
+    records = instance.fetch_materializations(key, limit=limit + 1).records
+    points = _points(records)
+    if not points:
+        return None, []
+    latest, history = points[0], list(reversed(points[1:]))
+    outcomes = []
+    if ROW_COUNT_CHECK in selected:
+        flagged, _ = _flags(instance, dg.AssetCheckKey(key, ROW_COUNT_CHECK), limit)
+        outcomes.append(row_count_outcome(table, latest, history, flagged))
+    if SUMS_CHECK in selected:
+        _, per_metric = _flags(instance, dg.AssetCheckKey(key, SUMS_CHECK), limit)
+        outcomes.append(sums_outcome(table, latest, history, per_metric))
+    if SCHEMA_CHECK in selected:
+        outcomes.append(schema_outcome(table, latest, history))
+    if CATEGORY_CHECK in selected:
+        outcomes.append(category_outcome(table, latest, history))
+    return latest, outcomes
+
+
+def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
+    """The checks a table has, from its spec (all on by default)."""
+    checks = table.spec.checks
+    key = dg.AssetKey(table.name)
+    specs = []
+    anomaly = [(ROW_COUNT_CHECK, checks.row_count, "dagster/row_count against its history"),
+               (SUMS_CHECK, checks.sums, "each sum/<column> against its history")]
+    for name, spec, what in anomaly:
+        merged = spec.merged(checks.defaults)
+        if merged.enabled is not False:
+            specs.append(dg.AssetCheckSpec(name, asset=key, description=what,
+                                           blocking=bool(merged.blocking)))
+    changes: list[tuple[str, ChangeCheckSpec, str]] = [
+        (SCHEMA_CHECK, checks.schema_change, "columns added, removed or retyped")]
+    if table.spec.metrics.categorical:
+        changes.append((CATEGORY_CHECK, checks.category_change,
+                        "new or vanished values of " + ", ".join(table.spec.metrics.categorical)))
+    for name, spec, what in changes:
+        if spec.enabled:
+            specs.append(dg.AssetCheckSpec(name, asset=key, description=what,
+                                           blocking=spec.blocking))
+    return specs
+
+
+def _to_result(key: dg.AssetKey, outcome: Outcome) -> dg.AssetCheckResult:
+    metadata = {}
+    for name, value in outcome.metadata.items():
+        if isinstance(value, dg.MetadataValue):
+            metadata[name] = value
+        elif isinstance(value, float) and math.isnan(value):
+            metadata[name] = dg.MetadataValue.null()
+        else:
+            metadata[name] = M.to_metadata(value)
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(outcome.severity),
+        description=outcome.description,
+        metadata=metadata,
+    )
+
+
+def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
+    """One multi-asset check per table: reads the history once for all of its checks."""
+    specs = check_specs(table)
+    if not specs:
+        return None
+    key = dg.AssetKey(table.name)
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{table.name}_checks")
+    def _checks(
+        context: dg.AssetCheckExecutionContext,
+        spark: LazyPySparkResource,
+        etl_log: EtlLogResource,
+    ) -> Iterator[dg.AssetCheckResult]:
+        selected = {k.name for k in context.selected_asset_check_keys}
+        latest, outcomes = evaluate_table(context.instance, table, selected)
+        if latest is None:
+            for name in sorted(selected):
+                yield dg.AssetCheckResult(
+                    asset_key=key, check_name=name, passed=False,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    description=f"{table.name} has no recorded materialization to check yet",
+                    metadata={STATUS: "no_materialization"},
+                )
+            return
+        checked_at = datetime.now(timezone.utc)
+        records = [
+            CheckRecord(
+                run_id=context.run.run_id, asset=table.name, partition_key=latest.partition,
+                check_name=o.check, metric=o.metric, value=o.value, baseline=o.baseline,
+                lower=o.lower, upper=o.upper, passed=o.passed, severity=o.severity,
+                status=o.status, description=o.description, checked_at=checked_at,
+                target_run_id=latest.run_id,
+            )
+            for o in outcomes
+        ]
+        HiveLog(spark.spark_session, etl_log.database).write_checks(records)
+        for outcome in outcomes:
+            context.log.info(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
+                             f"{outcome.description}")
+            yield _to_result(key, outcome)
+
+    return _checks

@@ -1,0 +1,218 @@
+"""Anomaly, schema and category checks, judged from the Dagster instance's history.
+
+The first tests run the check logic on hand-built points (no Spark, no Dagster run). The rest
+materialize small tables for real, with a history seeded through runless materializations
+(what an external loader or a backfill reports), and read the results the way a user does:
+check evaluations in Dagster and rows in `etl_log.check_log`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from pyspark.sql import SparkSession
+
+from etl_assets import checks as C
+from etl_assets import metrics as M
+from etl_assets.specs import load_project
+from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
+
+HISTORY = [1000, 1012, 990, 1005, 998, 1010, 1003]
+
+
+def _point(i: int, rows: float, **extra) -> C.Point:
+    return C.Point(storage_id=i, run_id=f"r{i}", timestamp=1_760_000_000 + i * 86400,
+                   partition=None, metadata={M.ROW_COUNT: rows, **extra})
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> object:
+    folder = tmp_path_factory.mktemp("pure")
+    write_spec(folder, """
+database: t_pure
+sources: {src: {format: parquet, path: /nowhere}}
+tables:
+  - name: orders
+    inputs: [src]
+    sql: SELECT * FROM src
+    metrics: {categorical: [code]}
+    checks:
+      columns: {ignored: {enabled: false}}
+""")
+    return load_project(folder).tables["orders"]
+
+
+def test_row_count_drop_fails_with_numbers_a_human_can_judge(table) -> None:
+    history = [_point(i, v) for i, v in enumerate(HISTORY)]
+    outcome = C.row_count_outcome(table, _point(99, 412), history, set())
+    assert not outcome.passed and outcome.status == "anomaly"
+    assert outcome.value == 412 and outcome.baseline == pytest.approx(1003)
+    assert outcome.lower > 412 and outcome.upper > outcome.lower
+    assert "412" in outcome.description and "below" in outcome.description
+    assert outcome.metadata["points_used"] == len(HISTORY)
+    assert outcome.metadata["pct_change"] == pytest.approx((412 - 1003) / 1003 * 100, abs=0.5)
+
+
+def test_row_count_normal_passes_and_cold_start_says_so(table) -> None:
+    history = [_point(i, v) for i, v in enumerate(HISTORY)]
+    assert C.row_count_outcome(table, _point(99, 1001), history, set()).passed
+    cold = C.row_count_outcome(table, _point(99, 5), history[:2], set())
+    assert cold.passed and cold.status == "insufficient_history"
+    assert "2 of 5" in cold.description
+
+
+def test_flagged_past_point_stays_out_of_the_baseline(table) -> None:
+    values = HISTORY[:3] + [10, 12] + HISTORY[3:]  # a two-day incident, flagged back then
+    history = [_point(i, v) for i, v in enumerate(values)]
+    outcome = C.row_count_outcome(table, _point(99, 1000), history, {3, 4})
+    assert outcome.passed and outcome.baseline == pytest.approx(1003)
+
+
+def test_sums_check_lists_every_column_and_names_the_flagged(table) -> None:
+    history = [_point(i, v, **{"sum/amount": v * 2.5, "sum/ignored": 1.0, "sum/qty": 50.0})
+               for i, v in enumerate(HISTORY)]
+    latest = _point(99, 1000, **{"sum/amount": 100.0, "sum/ignored": 900.0, "sum/qty": 51.0})
+    outcome = C.sums_outcome(table, latest, history, {})
+    assert not outcome.passed and outcome.metric == "sum/amount"
+    assert outcome.metadata[C.FLAGGED_METRICS] == ["sum/amount"]
+    assert outcome.metadata["columns_checked"] == 2  # 'ignored' is turned off in the spec
+    assert "sum/amount" in outcome.description and "qty" not in outcome.description
+
+
+def test_schema_and_category_changes(table) -> None:
+    before = dg.TableSchema(columns=[dg.TableColumn("id", "bigint"), dg.TableColumn("v", "int")])
+    after = dg.TableSchema(columns=[dg.TableColumn("id", "bigint"), dg.TableColumn("v", "string"),
+                                    dg.TableColumn("w", "double")])
+    previous = _point(1, 10, **{M.COLUMN_SCHEMA: before, "categories/code": ["A", "B"]})
+    latest = _point(2, 10, **{M.COLUMN_SCHEMA: after, "categories/code": ["B", "C"]})
+    schema = C.schema_outcome(table, latest, [previous])
+    assert not schema.passed and schema.metadata["added"] == {"w": "double"}
+    assert schema.metadata["retyped"] == {"v": ["int", "string"]}
+    assert C.schema_outcome(table, latest, [_point(1, 10, **{M.COLUMN_SCHEMA: after})]).passed
+    # A newer point without the metadata (a runless event) does not hide the older one.
+    category = C.category_outcome(table, latest, [previous, _point(3, 10)])
+    assert not category.passed
+    assert category.metadata["columns"]["code"] == {"new": ["C"], "vanished": ["A"]}
+    assert "C" in category.description and "A" in category.description
+    assert C.category_outcome(table, latest, []).status == "insufficient_history"
+
+
+def test_history_read_is_bounded_by_the_window(table) -> None:
+    assert C.history_limit(table) == 2 * 30 + 5 + 1
+
+
+# --- Dagster runs on real Spark ------------------------------------------------------------
+
+SPEC = """
+database: {db}
+sources:
+  src: {{format: parquet, path: {source}}}
+tables:
+  - name: loads
+    inputs: [src]
+    sql: SELECT id, v, code FROM src
+    metrics: {{categorical: [code]}}
+    checks:
+      row_count: {{severity: ERROR, blocking: true}}
+  - name: downstream
+    inputs: [loads]
+    sql: SELECT code, count(*) AS n FROM loads GROUP BY code
+"""
+
+
+@pytest.fixture()
+def instance(tmp_path: Path):
+    (tmp_path / "dagster").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
+        yield inst
+
+
+def _project(spark: SparkSession, tmp_path: Path, db: str, rows: int, codes: str = "ABC"):
+    source = tmp_path / f"src_{rows}_{codes}"
+    spark.range(rows).selectExpr(
+        "id", "CAST(id % 10 AS INT) AS v", f"substr('{codes}', CAST(id % {len(codes)} AS INT) + 1, 1)"
+        " AS code").write.mode("overwrite").parquet(str(source))
+    folder = tmp_path / f"spec_{rows}_{codes}"
+    write_spec(folder, SPEC.format(db=db, source=source))
+    return load_project(folder)
+
+
+def _seed(instance: dg.DagsterInstance, values: list[int]) -> None:
+    for value in values:
+        instance.report_runless_asset_event(dg.AssetMaterialization(
+            "loads", metadata={M.ROW_COUNT: value, "sum/v": float(value * 4.5)}))
+
+
+def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()
+            if e.asset_key == dg.AssetKey("loads")}
+
+
+def test_cold_start_then_drop_fails_blocks_downstream_and_is_logged(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    first = materialize_project(_project(spark, tmp_path, "t_chk", 1000), settings, instance)
+    cold = _evaluations(first)
+    assert set(cold) == {C.ROW_COUNT_CHECK, C.SUMS_CHECK, C.SCHEMA_CHECK, C.CATEGORY_CHECK}
+    assert all(e.passed for e in cold.values())
+    assert cold[C.ROW_COUNT_CHECK].metadata[C.STATUS].value == "insufficient_history"
+    assert "insufficient history" in cold[C.ROW_COUNT_CHECK].description
+
+    _seed(instance, HISTORY)
+    normal = materialize_project(_project(spark, tmp_path, "t_chk", 1000), settings, instance)
+    assert normal.success and _evaluations(normal)[C.ROW_COUNT_CHECK].passed
+
+    shrunk = materialize_project(_project(spark, tmp_path, "t_chk", 300), settings, instance,
+                                 raise_on_error=False)
+    evaluation = _evaluations(shrunk)[C.ROW_COUNT_CHECK]
+    assert not evaluation.passed
+    assert evaluation.severity == dg.AssetCheckSeverity.ERROR
+    assert evaluation.metadata["value"].value == 300
+    assert evaluation.metadata["baseline"].value == pytest.approx(1000, rel=0.02)
+    assert evaluation.metadata["lower"].value > 300
+    assert "below" in evaluation.description
+    # The blocking ERROR check stopped the downstream table in the same run.
+    materialized = {e.asset_key for e in shrunk.get_asset_materialization_events()}
+    assert materialized == {dg.AssetKey("loads")}
+    assert not shrunk.success
+    assert spark.table("t_chk.loads").count() == 300
+
+    rows = spark.sql(
+        f"SELECT * FROM {settings.log_db}.check_log WHERE run_id = '{shrunk.run_id}'"
+    ).collect()
+    by_check = {r.check_name: r for r in rows}
+    assert set(by_check) == set(_evaluations(shrunk))
+    logged = by_check[C.ROW_COUNT_CHECK]
+    assert logged.passed is False and logged.severity == "ERROR" and logged.status == "anomaly"
+    assert logged.value == 300 and logged.baseline == pytest.approx(evaluation.metadata[
+        "baseline"].value)
+    assert logged.description == evaluation.description
+    assert logged.target_run_id == shrunk.run_id
+
+    # The day after the incident: back to normal, the flagged drop stays out of the baseline.
+    after = materialize_project(_project(spark, tmp_path, "t_chk", 1000), settings, instance)
+    assert after.success and _evaluations(after)[C.ROW_COUNT_CHECK].passed
+
+
+def test_checks_alone_judge_a_runless_materialization_and_category_change(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    project = _project(spark, tmp_path, "t_chk2", 1000)
+    materialize_project(project, settings, instance)
+    _seed(instance, HISTORY + [12])  # an external load reported 12 rows
+    result = execute_checks_only(project, settings, instance, "loads")
+    evaluations = _evaluations(result)
+    assert {e.asset_key for e in result.get_asset_materialization_events()} == set()
+    row_count = evaluations[C.ROW_COUNT_CHECK]
+    assert not row_count.passed and row_count.metadata["value"].value == 12
+    latest = instance.fetch_materializations(dg.AssetKey("loads"), limit=1).records[0]
+    assert row_count.target_materialization_data.storage_id == latest.storage_id
+
+    changed = materialize_project(_project(spark, tmp_path, "t_chk2", 1000, codes="ABD"),
+                                  settings, instance, selection=["loads"])
+    category = _evaluations(changed)[C.CATEGORY_CHECK]
+    assert not category.passed and category.severity == dg.AssetCheckSeverity.WARN
+    assert "D" in category.description and "C" in category.description
+    assert changed.success  # a failed WARN check does not fail the run
