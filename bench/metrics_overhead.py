@@ -5,7 +5,7 @@ Times, on a generated table (default 5M rows, shaped like the demo's orders):
   (b) the same write with all of the project's default metrics (row count, null count per
       column, sums, NaN counts, date ranges), exactly as a load captures them: the written
       Parquet footers plus `DataFrame.observe` aggregates; (b') the same plus one categorical
-      column's value set (opt-in); (b0) footer metrics only (`metrics: {sum: []}`),
+      column's value set (opt-in); (b0) no sums (`metrics: {sum: []}`: footers + NaN counts),
   (c) a bare write followed by a separate count + sums pass over the written data
       (what a hand-written `logger.py` does).
 Two workloads: `copy` (read Parquet, write it: the worst case for any per-row cost) and
@@ -149,7 +149,7 @@ def main() -> int:
             out.write(f"{name:28} {medians[name]:9.2f} {min(values):7.2f} {max(values):7.2f} "
                       f"{medians[name] / base:6.3f}\n")
         out.write(f"{workload}: b/a = {medians['b all default metrics'] / base:.3f}   "
-                  f"b0/a = {medians["b0 no sums (sum: [])"] / base:.3f}   "
+                  f"b0/a = {medians['b0 no sums (sum: [])'] / base:.3f}   "
                   f"c/a = {medians['c write + count/sums pass'] / base:.3f}\n")
     spark.stop()
     shutil.rmtree(scratch, ignore_errors=True)
