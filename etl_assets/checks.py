@@ -20,7 +20,7 @@ execution history), so yesterday's incident does not poison today's verdict.
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import dagster as dg
@@ -40,7 +40,7 @@ from etl_assets.anomaly import (
 )
 from etl_assets.hive_log import CheckRecord, HiveLog
 from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
-from etl_assets.tables import EtlLogResource
+from etl_assets.tables import EtlLogResource, partitions_definition
 
 ROW_COUNT_CHECK = "row_count_anomaly"
 SUMS_CHECK = "sums_anomaly"
@@ -59,6 +59,16 @@ class Point:
     timestamp: float
     partition: str | None
     metadata: Mapping[str, Any]
+
+    @property
+    def day(self) -> date:
+        """The partition's date for a time partition, else the day it was recorded (UTC)."""
+        if self.partition:
+            try:
+                return date.fromisoformat(self.partition[:10])
+            except ValueError:
+                pass
+        return datetime.fromtimestamp(self.timestamp, tz=timezone.utc).date()
 
     def number(self, key: str) -> float | None:
         """A numeric metadata value, or None when absent, null or not a number."""
@@ -142,11 +152,10 @@ def judge_metric(
     flagged: set[int],
 ) -> Verdict:
     """One metric of the latest point against the history (oldest first)."""
-    values, flags, dates = [], [], []
+    values, flags = [], []
     for point in history:
         values.append(point.number(metric))
         flags.append(point.storage_id in flagged)
-        dates.append(datetime.fromtimestamp(point.timestamp, tz=timezone.utc).date())
     value = latest.number(metric)
     return evaluate(
         [math.nan if v is None else v for v in values],
@@ -154,8 +163,8 @@ def judge_metric(
         config,
         metric="row_count" if metric == M.ROW_COUNT else metric,
         history_flags=flags,
-        history_dates=dates,
-        value_date=datetime.fromtimestamp(latest.timestamp, tz=timezone.utc).date(),
+        history_dates=[p.day for p in history],
+        value_date=latest.day,
     )
 
 
@@ -354,6 +363,33 @@ def _flags(
     return flagged, per_metric
 
 
+def _earlier_partitions(
+    instance: dg.DagsterInstance,
+    key: dg.AssetKey,
+    partitions: dg.PartitionsDefinition,
+    partition: str,
+    limit: int,
+) -> list[Point]:
+    """The newest materialization of each of the `limit` partitions before `partition`.
+
+    History in partition order: a backfilled day is judged against the days before it, never
+    against later data, whatever order the loads ran in.
+    """
+    keys = partitions.get_partition_keys()
+    if partition not in keys:
+        return []
+    earlier = keys[max(0, keys.index(partition) - limit):keys.index(partition)]
+    if not earlier:
+        return []
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=key, asset_partitions=earlier), limit=4 * limit
+    ).records
+    newest: dict[str, Point] = {}
+    for point in _points(records):  # newest first: keep the first seen per partition
+        newest.setdefault(point.partition or "", point)
+    return [newest[k] for k in earlier if k in newest]
+
+
 def evaluate_table(
     instance: dg.DagsterInstance, table: Table, selected: set[str]
 ) -> tuple[Point | None, list[Outcome]]:
@@ -365,6 +401,9 @@ def evaluate_table(
     if not points:
         return None, []
     latest, history = points[0], list(reversed(points[1:]))
+    partitions = partitions_definition(table)
+    if partitions is not None and latest.partition:
+        history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
     outcomes = []
     if ROW_COUNT_CHECK in selected:
         flagged, _ = _flags(instance, dg.AssetCheckKey(key, ROW_COUNT_CHECK), limit)

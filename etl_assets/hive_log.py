@@ -40,6 +40,7 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
         T.StructField("bytes", T.LongType()),
         T.StructField("error_message", T.StringType()),
         T.StructField("code_version", T.StringType()),
+        T.StructField("watermark", T.StringType()),
         T.StructField("log_date", T.DateType()),
     ]),
     METRIC_LOG: T.StructType([
@@ -94,6 +95,7 @@ class RunRecord:
     row_count: int | None = None
     bytes: int | None = None
     error_message: str | None = None
+    watermark: str | None = None
 
     @property
     def duration_s(self) -> float:
@@ -120,6 +122,10 @@ class CheckRecord:
     lower: float | None = None
     upper: float | None = None
     target_run_id: str | None = None
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _finite(value: float | None) -> float | None:
@@ -184,34 +190,33 @@ class HiveLog:
         frame.select(*[f"`{c}`" for c in table_columns]).write.insertInto(self.table(name))
 
     def write_load(self, record: RunRecord, metrics: Mapping[str, Any] | None = None) -> None:
-        """Append one load: its `run_log` row and, if given, its metrics to `metric_log`.
+        """Append one load: its `run_log` row and, if given, its metrics to `metric_log`."""
+        self.write_loads([(record, metrics or {})])
 
-        One insert per table, whatever the number of metrics.
-        """
-        error = record.error_message
-        if error and len(error) > MAX_ERROR_CHARS:
-            error = error[: MAX_ERROR_CHARS - 20] + " ...[truncated]"
-        log_date = record.finished_at.date()
-        run_row = {
-            "run_id": record.run_id,
-            "asset": record.asset,
-            "partition_key": record.partition_key,
-            "domain": record.domain,
-            "table_name": record.table_name,
-            "status": record.status,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "duration_s": record.duration_s,
-            "rows_in": record.rows_in,
-            "row_count": record.row_count,
-            "bytes": record.bytes,
-            "error_message": error,
-            "code_version": record.code_version,
-            "log_date": log_date,
-        }
-        self._append(RUN_LOG, [run_row])
-        if metrics:
-            self._append(METRIC_LOG, list(self.metric_rows(record, metrics)))
+    def write_loads(self, loads: Sequence[tuple[RunRecord, Mapping[str, Any]]]) -> None:
+        """Append loads (one per partition of a run) with one insert per log table."""
+        run_rows, metric_rows = [], []
+        for record, metrics in loads:
+            error = record.error_message
+            if error and len(error) > MAX_ERROR_CHARS:
+                error = error[: MAX_ERROR_CHARS - 20] + " ...[truncated]"
+            row = {name: getattr(record, name) for name in record.__dataclass_fields__}
+            row.update(error_message=error, duration_s=record.duration_s,
+                       log_date=record.finished_at.date())
+            run_rows.append(row)
+            metric_rows.extend(self.metric_rows(record, metrics))
+        self._append(RUN_LOG, run_rows)
+        self._append(METRIC_LOG, metric_rows)
+
+    def last_watermark(self, asset: str) -> str | None:
+        """The watermark of the asset's last successful load, or None (first load)."""
+        self.ensure_tables()
+        row = self.spark.sql(
+            f"SELECT watermark FROM {self.table(RUN_LOG)} WHERE asset = {_sql_text(asset)} "
+            "AND status = 'SUCCESS' AND watermark IS NOT NULL "
+            "ORDER BY finished_at DESC LIMIT 1"
+        ).first()
+        return None if row is None else row.watermark
 
     def write_checks(self, records: Sequence[CheckRecord]) -> None:
         """Append check evaluations to `check_log` in one insert."""

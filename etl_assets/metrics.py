@@ -41,6 +41,7 @@ MAX = "max/"
 CATEGORIES = "categories/"
 CATEGORY_COUNT = "category_count/"
 CATEGORIES_CAPPED = "categories_capped/"
+WATERMARK = "watermark"
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
@@ -112,6 +113,22 @@ class MetricPlan:
             metrics[CATEGORIES + column] = values[:cap]
             metrics[CATEGORY_COUNT + column] = found[CATEGORY_COUNT + column]
             metrics[CATEGORIES_CAPPED + column] = len(values) > cap
+        if WATERMARK in found:
+            metrics[WATERMARK] = found[WATERMARK]
+        return metrics
+
+    def footer_metrics(self, spark: SparkSession, location: str) -> dict[str, Any]:
+        """Row count, null counts and date ranges of the files under one folder (a partition).
+
+        Only footer metrics: observed aggregates cover the whole write, not each partition.
+        """
+        footer = read_footers(spark, location, self.footer_columns)
+        metrics: dict[str, Any] = {ROW_COUNT: footer.rows}
+        for column in self.footer_columns:
+            metrics[NULL_COUNT + column] = footer.nulls[column]
+            if column in footer.minimum:
+                metrics[MIN + column] = footer.minimum[column]
+                metrics[MAX + column] = footer.maximum[column]
         return metrics
 
 
@@ -119,7 +136,10 @@ _NON_NULL = "non_null/"
 
 
 def plan_metrics(
-    schema: T.StructType, options: MetricsSpec, partition_by: Sequence[str] = ()
+    schema: T.StructType,
+    options: MetricsSpec,
+    partition_by: Sequence[str] = (),
+    watermark_column: str | None = None,
 ) -> MetricPlan:
     """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
 
@@ -180,6 +200,13 @@ def plan_metrics(
             # An integer sum can overflow a long; try_sum gives null instead of failing the
             # write under ANSI mode.
             add(SUM + field.name, F.try_sum(col))
+    if watermark_column is not None:
+        if watermark_column not in fields:
+            raise MetricsConfigError(
+                f"incremental.column '{watermark_column}' is not in the table's columns "
+                f"{list(fields)}: keep it in the sql's output to track the watermark"
+            )
+        add(WATERMARK, F.max(F.col(f"`{watermark_column}`")).cast("string"))
     capped = {}
     for column in options.categorical:
         values = F.collect_set(F.col(f"`{column}`").cast("string"))

@@ -12,6 +12,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import date
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +77,40 @@ class MetricsSpec(_Strict):
 
     _columns_sum = field_validator("sum")(lambda v: None if v is None else _check_columns(v))
     _columns_cat = field_validator("categorical")(_check_columns)
+
+
+class PartitionsSpec(_Strict):
+    """Time partitions: one Dagster partition per period, one Hive partition per value.
+
+    `column` holds the period's start date (`YYYY-MM-DD`): the order date for daily tables,
+    the first day of the month for monthly ones.
+    """
+
+    type: Literal["daily", "monthly"] = "daily"
+    start: date
+    column: str
+    end_offset: int = Field(default=0, ge=0, le=365)
+    timezone: str = "UTC"
+    input_windows: dict[str, int] = Field(default_factory=dict)
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    @field_validator("input_windows")
+    @classmethod
+    def _windows(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, periods in value.items():
+            if periods < 1:
+                raise ValueError(f"input_windows.{name}: must be at least 1 period, got {periods}")
+        return value
+
+
+class IncrementalSpec(_Strict):
+    """Read only source rows past the watermark of the last successful load."""
+
+    column: str
+    input: str | None = None
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
 
 Severity = Literal["WARN", "ERROR"]
@@ -162,7 +197,13 @@ class TableSpec(_Strict):
     repartition: PositiveInt | None = None
     coalesce: PositiveInt | None = None
     partition_by: list[str] = Field(default_factory=list)
-    write_mode: Literal["overwrite"] = "overwrite"
+    write_mode: Literal["overwrite", "append", "insert_overwrite", "delete_insert", "merge"] = (
+        "overwrite"
+    )
+    target_condition: str | None = None
+    merge_keys: list[str] = Field(default_factory=list)
+    partitions: PartitionsSpec | None = None
+    incremental: IncrementalSpec | None = None
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
 
@@ -175,6 +216,32 @@ class TableSpec(_Strict):
         if not value.strip():
             raise ValueError("sql is empty")
         return value
+
+    @model_validator(mode="after")
+    def _write_mode_fields(self) -> TableSpec:
+        if self.write_mode == "delete_insert" and not self.target_condition:
+            raise ValueError("write_mode delete_insert needs target_condition (rows to delete)")
+        if self.target_condition and self.write_mode != "delete_insert":
+            raise ValueError("target_condition applies only to write_mode: delete_insert")
+        if self.write_mode == "merge" and not self.merge_keys:
+            raise ValueError("write_mode merge needs merge_keys (the columns of the key)")
+        if self.merge_keys and self.write_mode != "merge":
+            raise ValueError("merge_keys applies only to write_mode: merge")
+        if self.write_mode == "insert_overwrite" and not self.hive_partition_columns:
+            raise ValueError("write_mode insert_overwrite needs partition_by or partitions")
+        if self.partitions and self.partition_by:
+            raise ValueError("give either partitions (time partitions) or partition_by")
+        if self.target_condition:
+            try:
+                sqlglot.parse_one(render_template(self.target_condition), read="spark")
+            except sqlglot.errors.SqlglotError as err:
+                raise ValueError(f"target_condition does not parse: {err}") from err
+        return self
+
+    @property
+    def hive_partition_columns(self) -> list[str]:
+        """The Hive partition columns: the time partition column or `partition_by`."""
+        return [self.partitions.column] if self.partitions else list(self.partition_by)
 
 
 class DomainSpec(_Strict):
@@ -225,6 +292,14 @@ class Table:
     def qualified_name(self) -> str:
         """`database.table`."""
         return f"{self.database}.{self.spec.name}"
+
+    @property
+    def incremental_input(self) -> str | None:
+        """The input read past the watermark, if the table is incremental."""
+        incremental = self.spec.incremental
+        if incremental is None:
+            return None
+        return incremental.input or self.spec.inputs[0]
 
     @property
     def code_version(self) -> str:
@@ -331,6 +406,19 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+TEMPLATE_FIELDS = ("partition_start", "partition_end", "partition_key", "run_date", "watermark")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(TEMPLATE_FIELDS) + r")\}")
+
+
+def render_template(text: str, values: dict[str, str] | None = None) -> str:
+    """Fill `{partition_start}`, `{partition_end}`, `{partition_key}`, `{run_date}` and
+    `{watermark}` in SQL; other braces are left alone. Without values, sample dates are used
+    (for parsing at load time).
+    """
+    values = values or {}
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), "2000-01-01"), text)
+
+
 def sql_tables(sql: str) -> set[str]:
     """Names of the tables a Spark SQL query reads, CTE names excluded.
 
@@ -338,7 +426,7 @@ def sql_tables(sql: str) -> set[str]:
         ValueError: When the SQL does not parse, with the parser's message.
     """
     try:
-        statements = sqlglot.parse(sql, read="spark")
+        statements = sqlglot.parse(render_template(sql), read="spark")
     except sqlglot.errors.ParseError as err:
         raise ValueError(f"sql does not parse: {_parse_problem(err)}") from err
     except sqlglot.errors.SqlglotError as err:  # TokenError: unclosed quote or backtick
@@ -390,6 +478,22 @@ def _check_table(table: Table, known: dict[str, str]) -> list[str]:
             problems.append(f"field 'broadcast': '{name}' is not one of the inputs {spec.inputs}")
     if spec.repartition and spec.coalesce:
         problems.append("field 'coalesce': use either repartition or coalesce, not both")
+    if spec.incremental:
+        target = spec.incremental.input
+        candidates = [i for i in spec.inputs if known.get(i) == "source"] or list(spec.inputs)
+        if target is None and len(candidates) != 1:
+            problems.append(
+                "field 'incremental.input': name the input to read incrementally "
+                f"(one of {spec.inputs})"
+            )
+        elif target is not None and target not in spec.inputs:
+            problems.append(f"field 'incremental.input': '{target}' is not one of the inputs")
+    if spec.partitions:
+        for name in spec.partitions.input_windows:
+            if name not in spec.inputs:
+                problems.append(
+                    f"field 'partitions.input_windows': '{name}' is not one of the inputs"
+                )
     if spec.name in spec.inputs:
         problems.append(f"field 'inputs': the table reads itself ('{spec.name}')")
     try:

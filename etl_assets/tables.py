@@ -24,7 +24,9 @@ from pyspark.sql import types as T
 
 from etl_assets import metrics as M
 from etl_assets.hive_log import FAILED, SUCCESS, HiveLog, RunRecord
-from etl_assets.specs import Project, Source, Table
+from etl_assets import writes as W
+from etl_assets.specs import Project, Source, Table, render_template
+from etl_assets.writes import quote
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +35,40 @@ LOADS_SUFFIX = "__loads"
 
 class LoadError(RuntimeError):
     """A load failed for a reason the spec author can fix; the message names table and field."""
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """What one run asks of a table: its partitions, watermark and overrides.
+
+    Args:
+        run_id: The Dagster run (names the load folder and the Spark job group).
+        partition_keys: The partitions of a partitioned table in this run (several for a
+            single-run backfill).
+        window: `[start, end)` ISO dates covered by those partitions.
+        watermark: The incremental column's value at the last successful load.
+        full_refresh: Reload everything: no watermark, and write modes that add to the table
+            (`append`, `merge`, `delete_insert`) replace it instead.
+        run_date: The run's date (UTC), for `{run_date}` in SQL and conditions.
+    """
+
+    run_id: str
+    partition_keys: tuple[str, ...] = ()
+    window: tuple[str, str] | None = None
+    watermark: str | None = None
+    full_refresh: bool = False
+    run_date: str = field(default_factory=lambda: datetime.now(timezone.utc).date().isoformat())
+
+    def template_values(self) -> dict[str, str]:
+        """Values for the `{...}` placeholders of SQL and target conditions."""
+        values = {"run_date": self.run_date}
+        if self.window:
+            values["partition_start"], values["partition_end"] = self.window
+        if len(self.partition_keys) == 1:
+            values["partition_key"] = self.partition_keys[0]
+        if self.watermark is not None:
+            values["watermark"] = self.watermark
+        return values
 
 
 @dataclass
@@ -46,12 +82,18 @@ class LoadResult:
     rows_in: int | None
     bytes: int
     duration_s: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    write_mode: str = "overwrite"
+    partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
         """Rows written."""
         return int(self.metrics[M.ROW_COUNT])
+
+    @property
+    def watermark(self) -> str | None:
+        """The incremental column's highest value in the written rows, if tracked."""
+        return self.metrics.get(M.WATERMARK)
 
 
 def read_source(spark: SparkSession, source: Source) -> DataFrame:
@@ -72,15 +114,24 @@ def read_input(spark: SparkSession, project: Project, name: str) -> DataFrame:
     return read_source(spark, project.sources[name])
 
 
-def register_inputs(spark: SparkSession, project: Project, table: Table) -> None:
+def register_inputs(
+    spark: SparkSession, project: Project, table: Table, request: LoadRequest | None = None
+) -> None:
     """Register each input as a temp view named as in the SQL (broadcast hints applied).
 
-    The views are replaced by the next table's, never dropped: dropping a view over a cached
-    table uncaches the table too (Spark uncaches every plan equal to the view's), which would
-    defeat `cache: true`. The spec loader already rejects SQL reading anything but its inputs.
+    The incremental input is filtered to rows past the watermark. The views are replaced by
+    the next table's, never dropped: dropping a view over a cached table uncaches the table
+    too (Spark uncaches every plan equal to the view's), which would defeat `cache: true`. The
+    spec loader already rejects SQL reading anything but its inputs.
     """
+    incremental = table.spec.incremental
     for name in table.spec.inputs:
         frame = read_input(spark, project, name)
+        if incremental and name == table.incremental_input and request and request.watermark:
+            if not request.full_refresh:
+                column = F.col(quote(incremental.column))
+                frame = frame.where(column > F.lit(request.watermark).cast(
+                    frame.schema[incremental.column].dataType))
         if name in table.spec.broadcast:
             frame = F.broadcast(frame)
         frame.createOrReplaceTempView(name)
@@ -97,99 +148,29 @@ def _job_group(spark: SparkSession, group: str, description: str) -> Iterator[No
         context.setLocalProperty("spark.job.description", None)
 
 
-def _hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+def build_frame(
+    spark: SparkSession, table: Table, request: LoadRequest | None = None
+) -> DataFrame:
+    """The new rows: the SQL with its placeholders filled and its hints applied.
 
-
-def _delete_path(spark: SparkSession, path: str) -> None:
-    fs, hpath = _hadoop_fs(spark, path)
-    if fs.exists(hpath):
-        fs.delete(hpath, True)
-
-
-def _quote(name: str) -> str:
-    return f"`{name}`"
-
-
-def _table_info(spark: SparkSession, qualified: str) -> dict[str, str]:
-    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {qualified}").collect()
-    return {r.col_name: r.data_type for r in rows if r.col_name in ("Location", "Type")}
-
-
-def _ddl_columns(schema: T.StructType, partition_by: list[str]) -> tuple[str, T.StructType]:
-    """Column list for CREATE TABLE, partition columns last (as Spark lays out the files)."""
-    ordered = [f for f in schema if f.name not in partition_by]
-    ordered += [next(f for f in schema if f.name == p) for p in partition_by]
-    ddl = ", ".join(f"{_quote(f.name)} {f.dataType.simpleString()}" for f in ordered)
-    return ddl, T.StructType(ordered)
-
-
-def _create_external(
-    spark: SparkSession, qualified: str, ddl: str, partition_by: list[str], location: str
-) -> None:
-    partitioned = ""
-    if partition_by:
-        partitioned = f" PARTITIONED BY ({', '.join(_quote(p) for p in partition_by)})"
-    escaped = location.replace("'", "\\'")
-    spark.sql(
-        f"CREATE TABLE {qualified} ({ddl}) USING parquet{partitioned} LOCATION '{escaped}'"
-    )
-    if partition_by:
-        spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
-
-
-def _switch_table(
-    spark: SparkSession, table: Table, schema: T.StructType, location: str, loads_root: str
-) -> str | None:
-    """Point the table at `location`; returns the previous location to delete, if ours.
-
-    Same columns and unpartitioned: one `ALTER TABLE ... SET LOCATION`, atomic for readers.
-    New table: `CREATE TABLE ... LOCATION`. Changed schema or partitioned: a table is created
-    on the new folder and swapped in by drop + rename (metadata only; the data is already
-    written, so nothing can be lost, but the table is absent for the moment between the two).
+    For a time-partitioned table the rows are kept to the run's partition window. Input views
+    must be registered.
     """
-    qualified = table.qualified_name
-    partition_by = list(table.spec.partition_by)
-    ddl, ordered = _ddl_columns(schema, partition_by)
-    if not spark.catalog.tableExists(qualified):
-        _create_external(spark, qualified, ddl, partition_by, location)
-        return None
-    info = _table_info(spark, qualified)
-    previous = info.get("Location", "")
-    ours = info.get("Type") == "EXTERNAL" and previous.startswith(loads_root)
-    current = spark.table(qualified)
-    existing_partitions = [
-        c.name for c in spark.catalog.listColumns(qualified) if c.isPartition
-    ]
-    same_shape = (
-        [(f.name, f.dataType) for f in current.schema] == [(f.name, f.dataType) for f in ordered]
-        and existing_partitions == partition_by
-    )
-    if ours and same_shape and not partition_by:
-        escaped = location.replace("'", "\\'")
-        spark.sql(f"ALTER TABLE {qualified} SET LOCATION '{escaped}'")
-        spark.catalog.refreshTable(qualified)
-        return previous
-    swap = f"{table.database}.{table.spec.name}__swap_{uuid.uuid4().hex[:8]}"
-    _create_external(spark, swap, ddl, partition_by, location)
-    spark.sql(f"DROP TABLE {qualified}")
-    spark.sql(f"ALTER TABLE {swap} RENAME TO {qualified}")
-    spark.catalog.refreshTable(qualified)
-    return previous if ours else None
-
-
-def build_frame(spark: SparkSession, table: Table) -> DataFrame:
-    """The DataFrame to write: the SQL with its hints. Input views must be registered."""
     spec = table.spec
-    frame = spark.sql(spec.sql)
-    missing = [c for c in spec.partition_by if c not in frame.columns]
+    request = request or LoadRequest(run_id="adhoc")
+    frame = spark.sql(render_template(spec.sql, request.template_values()))
+    missing = [c for c in spec.hive_partition_columns if c not in frame.columns]
     if missing:
+        field_name = "partitions.column" if spec.partitions else "partition_by"
         raise LoadError(
-            f"{table.file}: table '{table.name}': field 'partition_by': columns {missing} are "
+            f"{table.file}: table '{table.name}': field '{field_name}': columns {missing} are "
             f"not produced by the sql (columns: {frame.columns})"
         )
+    if spec.partitions and request.window:
+        column = F.col(quote(spec.partitions.column))
+        kind = frame.schema[spec.partitions.column].dataType
+        start, end = request.window
+        frame = frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
     if spec.repartition:
         frame = frame.repartition(spec.repartition)
     elif spec.coalesce:
@@ -197,60 +178,149 @@ def build_frame(spark: SparkSession, table: Table) -> DataFrame:
     return frame
 
 
-def load_table(spark: SparkSession, project: Project, table: Table, run_id: str) -> LoadResult:
-    """Run one table's SQL and write it, with its metrics observed in the write.
+def effective_mode(table: Table, request: LoadRequest) -> str:
+    """The write mode of this load: a full refresh replaces what would be added to."""
+    mode = table.spec.write_mode
+    if request.full_refresh and mode in ("append", "merge", "delete_insert"):
+        return "insert_overwrite" if table.spec.partitions else "overwrite"
+    return mode
+
+
+def combine_with_existing(
+    spark: SparkSession, table: Table, new: DataFrame, mode: str, request: LoadRequest
+) -> DataFrame:
+    """For `delete_insert` and `merge`: the kept existing rows plus the new ones.
+
+    `delete_insert` keeps the rows not matching `target_condition`; `merge` keeps the rows
+    whose key is not among the new rows' keys (an upsert). Both rewrite the table (or, for a
+    time-partitioned table, the run's partitions): the cost is that of reading and writing
+    what is rewritten, which is what makes the change atomic on plain Hive tables.
+    """
+    if mode not in ("delete_insert", "merge") or not spark.catalog.tableExists(
+        table.qualified_name
+    ):
+        return new
+    existing = spark.table(table.qualified_name)
+    spec = table.spec
+    if spec.partitions and request.window:
+        column = F.col(quote(spec.partitions.column))
+        kind = existing.schema[spec.partitions.column].dataType
+        start, end = request.window
+        existing = existing.where(
+            (column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
+    if mode == "delete_insert":
+        condition = F.expr(render_template(spec.target_condition or "", request.template_values()))
+        kept = existing.where(~F.coalesce(condition, F.lit(False)))
+    else:
+        keys = [quote(k) for k in spec.merge_keys]
+        missing = [k for k in spec.merge_keys if k not in new.columns]
+        if missing:
+            raise LoadError(
+                f"{table.file}: table '{table.name}': field 'merge_keys': {missing} not in the "
+                f"sql's columns {new.columns}"
+            )
+        kept = existing.join(new.select(*keys).distinct(), spec.merge_keys, "left_anti")
+    return kept.unionByName(new, allowMissingColumns=True)
+
+
+def load_table(
+    spark: SparkSession,
+    project: Project,
+    table: Table,
+    request: LoadRequest | str,
+) -> LoadResult:
+    """Run one table's SQL and write it, with its metrics captured in the write.
 
     Args:
         spark: The session with Hive support.
         project: All specs (to resolve inputs).
         table: The table to load.
-        run_id: Identifies the load in the folder name and the Spark job group.
+        request: The run's partitions, watermark and overrides (or just a run id).
 
     Raises:
         LoadError: For a spec problem only visible at run time (a column the SQL does not
             produce); Spark's own exceptions otherwise. The previous table is left as it was.
     """
+    if isinstance(request, str):
+        request = LoadRequest(run_id=request)
     started = time.monotonic()
     spec = table.spec
+    mode = effective_mode(table, request)
+    partition_columns = spec.hive_partition_columns
     if not spark.catalog.databaseExists(table.database):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quote(table.database)}")
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.database)}")
     db_location = spark.catalog.getDatabase(table.database).locationUri.rstrip("/")
     loads_root = f"{db_location}/{spec.name}{LOADS_SUFFIX}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    location = f"{loads_root}/load_{stamp}_{run_id[:8]}_{uuid.uuid4().hex[:6]}"
+    location = f"{loads_root}/load_{stamp}_{request.run_id[:8]}_{uuid.uuid4().hex[:6]}"
     group = f"etl_assets:{spec.name}:{uuid.uuid4().hex[:8]}"
-    register_inputs(spark, project, table)
-    frame = build_frame(spark, table)
+    register_inputs(spark, project, table, request)
+    frame = combine_with_existing(spark, table, build_frame(spark, table, request), mode, request)
+    watermark_column = spec.incremental.column if spec.incremental else None
     try:
-        plan = M.plan_metrics(frame.schema, spec.metrics, spec.partition_by)
+        plan = M.plan_metrics(frame.schema, spec.metrics, partition_columns, watermark_column)
     except M.MetricsConfigError as err:
         raise LoadError(f"{table.file}: table '{table.name}': {err}") from err
     observed, observation = plan.attach(frame)
     writer = observed.write.format("parquet").mode("errorifexists")
-    if spec.partition_by:
-        writer = writer.partitionBy(*spec.partition_by)
+    if partition_columns:
+        writer = writer.partitionBy(*partition_columns)
     try:
         with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
             writer.save(location)
     except BaseException:
-        _delete_path(spark, location)
+        W.delete_path(spark, location)
         raise
     metrics = plan.collect(spark, observation, location)
-    previous = _switch_table(spark, table, frame.schema, location, loads_root)
-    if previous and previous.rstrip("/") != location.rstrip("/"):
-        _delete_path(spark, previous)
+    if spec.incremental and metrics.get(M.WATERMARK) is None:
+        metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
+    schema = W.ordered_schema(frame.schema, partition_columns)
+    written = W.written_partitions(spark, location, partition_columns) if partition_columns else []
+    per_partition = {p.key: plan.footer_metrics(spark, p.path) for p in written}
+    old = _publish(spark, table, mode, request, schema, location, loads_root, written)
+    W.delete_unused(spark, old, loads_root)
     if spec.cache:
         spark.catalog.cacheTable(table.qualified_name)
-    _, ordered = _ddl_columns(frame.schema, list(spec.partition_by))
     return LoadResult(
         table_name=table.qualified_name,
         location=location,
-        schema=ordered,
+        schema=schema,
         metrics=metrics,
         rows_in=M.rows_read(spark, group),
         bytes=M.path_bytes(spark, location),
         duration_s=time.monotonic() - started,
+        write_mode=mode,
+        partitions=per_partition,
     )
+
+
+def _publish(
+    spark: SparkSession,
+    table: Table,
+    mode: str,
+    request: LoadRequest,
+    schema: T.StructType,
+    location: str,
+    loads_root: str,
+    written: list[W.WrittenPartition],
+) -> list[str]:
+    """Make the written folder the table's new contents; returns our folders now unused."""
+    qualified = table.qualified_name
+    columns = table.spec.hive_partition_columns
+    if mode == "append":
+        W.append_files(spark, qualified, schema, columns, location, loads_root)
+        return []
+    if table.spec.partitions or mode == "insert_overwrite":
+        W.ensure_partitioned_table(spark, qualified, schema, columns, loads_root)
+        drop = []
+        if table.spec.partitions:
+            # Partitions of the run that received no rows are emptied: a rerun replaces them.
+            written_keys = {p.key for p in written}
+            column = table.spec.partitions.column
+            drop = [W.WrittenPartition(((column, key),), "").spec
+                    for key in request.partition_keys if key not in written_keys]
+        return W.replace_partitions(spark, qualified, written, drop, loads_root)
+    return W.replace_table(spark, qualified, schema, columns, location, loads_root)
 
 
 def result_metadata(table: Table, result: LoadResult) -> dict[str, Any]:
@@ -286,20 +356,54 @@ class EtlLogResource(dg.ConfigurableResource):
     database: str = "etl_log"
 
 
+FULL_REFRESH_TAG = "etl_assets/full_refresh"
+
+
+def partitions_definition(table: Table) -> dg.TimeWindowPartitionsDefinition | None:
+    """The Dagster partitions of a time-partitioned table."""
+    spec = table.spec.partitions
+    if spec is None:
+        return None
+    kind = dg.DailyPartitionsDefinition if spec.type == "daily" else dg.MonthlyPartitionsDefinition
+    return kind(start_date=spec.start.isoformat(), end_offset=spec.end_offset,
+                timezone=spec.timezone)
+
+
+def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
+    deps = []
+    windows = table.spec.partitions.input_windows if table.spec.partitions else {}
+    for name in table.spec.inputs:
+        upstream = project.tables.get(name)
+        if name in windows and upstream is not None and upstream.spec.partitions:
+            mapping = dg.TimeWindowPartitionMapping(start_offset=-(windows[name] - 1))
+            deps.append(dg.AssetDep(name, partition_mapping=mapping))
+        else:
+            deps.append(dg.AssetDep(name))
+    return deps
+
+
 def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
-    """One Hive table as a Dagster asset; its inputs become its upstream dependencies."""
+    """One Hive table as a Dagster asset; its inputs become its upstream dependencies.
+
+    Time-partitioned tables load a range of partitions in one run and one Spark job
+    (`BackfillPolicy.single_run()`): a 30-day backfill pays Spark's start-up once.
+    """
     spec = table.spec
+    partitions_def = partitions_definition(table)
 
     @dg.asset(
         key=dg.AssetKey(spec.name),
-        deps=[dg.AssetKey(name) for name in spec.inputs],
+        deps=_deps(project, table),
         description=spec.description or f"Hive table {table.qualified_name}",
         group_name=spec.group or table.domain,
         owners=list(spec.owners) or None,
         tags=dict(spec.tags) or None,
         kinds={"spark", "hive"},
         code_version=table.code_version,
-        metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file)},
+        metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
+                  "write_mode": spec.write_mode},
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
@@ -309,6 +413,21 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     return _table
 
 
+def _request(context: dg.AssetExecutionContext, table: Table, hive_log: HiveLog) -> LoadRequest:
+    full_refresh = context.run.tags.get(FULL_REFRESH_TAG, "").lower() in ("1", "true", "yes")
+    keys: tuple[str, ...] = ()
+    window = None
+    if context.has_partition_key or context.has_partition_key_range:
+        keys = tuple(context.partition_keys)
+        time_window = context.partition_time_window
+        window = (time_window.start.date().isoformat(), time_window.end.date().isoformat())
+    watermark = None
+    if table.spec.incremental and not full_refresh:
+        watermark = hive_log.last_watermark(table.name)
+    return LoadRequest(run_id=context.run.run_id, partition_keys=keys, window=window,
+                       watermark=watermark, full_refresh=full_refresh)
+
+
 def materialize_table(
     context: dg.AssetExecutionContext,
     spark: SparkSession,
@@ -316,48 +435,62 @@ def materialize_table(
     project: Project,
     table: Table,
 ) -> dg.MaterializeResult:
-    """Load the table and log the outcome to Hive; on failure log FAILED and re-raise."""
-    run_id = context.run.run_id
+    """Load the table and log the outcome to Hive; on failure log FAILED and re-raise.
+
+    A run over several partitions writes one `run_log` row and one set of `metric_log` rows
+    per partition, and gives each partition its own metadata (row count, null counts and
+    ranges from that partition's files).
+    """
     started_at = datetime.now(timezone.utc)
     hive_log = HiveLog(spark, log_database)
-    partition_key = context.partition_key if context.has_partition_key else None
-    record = dict(
-        run_id=run_id,
-        asset=table.name,
-        domain=table.domain,
-        table_name=table.qualified_name,
-        started_at=started_at,
-        code_version=table.code_version,
-        partition_key=partition_key,
-    )
+    base = dict(run_id=context.run.run_id, asset=table.name, domain=table.domain,
+                table_name=table.qualified_name, started_at=started_at,
+                code_version=table.code_version)
+    request = None
     try:
-        result = load_table(spark, project, table, run_id)
+        request = _request(context, table, hive_log)
+        result = load_table(spark, project, table, request)
     except Exception as err:
-        failed = RunRecord(
-            status=FAILED,
-            finished_at=datetime.now(timezone.utc),
-            error_message=f"{type(err).__name__}: {err}",
-            **record,
-        )
+        keys = request.partition_keys if request else ()
+        finished = datetime.now(timezone.utc)
+        failed = [
+            (RunRecord(status=FAILED, finished_at=finished, partition_key=key,
+                       error_message=f"{type(err).__name__}: {err}", **base), {})
+            for key in (keys or (None,))
+        ]
         try:
-            hive_log.write_load(failed)
+            hive_log.write_loads(failed)
         except Exception as log_err:  # noqa: BLE001 - the load's own error matters more
             context.log.error(f"could not write the FAILED row to {log_database}.run_log: {log_err}")
         raise
-    success = RunRecord(
-        status=SUCCESS,
-        finished_at=datetime.now(timezone.utc),
-        rows_in=result.rows_in,
-        row_count=result.row_count,
-        bytes=result.bytes,
-        **record,
-    )
-    hive_log.write_load(success, logged_metrics(result))
+    finished = datetime.now(timezone.utc)
+    shared = result_metadata(table, result)
+    loads = []
+    if len(request.partition_keys) > 1:
+        for key in request.partition_keys:
+            values = result.partitions.get(key, {M.ROW_COUNT: 0})
+            context.add_asset_metadata(
+                {name: M.to_metadata(v) for name, v in values.items()}, partition_key=key)
+            loads.append((RunRecord(status=SUCCESS, finished_at=finished, partition_key=key,
+                                    row_count=values[M.ROW_COUNT], **base), values))
+        # Observed aggregates (sums, category sets) cover the whole range, not a partition.
+        shared = {k: v for k, v in shared.items() if k in _SHARED_KEYS}
+    else:
+        key = request.partition_keys[0] if request.partition_keys else None
+        loads.append((RunRecord(status=SUCCESS, finished_at=finished, partition_key=key,
+                                rows_in=result.rows_in, row_count=result.row_count,
+                                bytes=result.bytes, watermark=result.watermark, **base),
+                       logged_metrics(result)))
+    hive_log.write_loads(loads)
     context.log.info(
-        f"{table.qualified_name}: {result.row_count:,} rows, {result.bytes:,} bytes "
-        f"in {result.duration_s:.1f}s"
+        f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
+        f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
     )
-    return dg.MaterializeResult(metadata=result_metadata(table, result))
+    return dg.MaterializeResult(metadata=shared)
+
+
+_SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S, M.CODE_VERSION,
+                M.ROWS_IN}
 
 
 def build_source_asset(source: Source) -> dg.AssetSpec:

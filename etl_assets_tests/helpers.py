@@ -17,6 +17,8 @@ def materialize_project(
     instance: dg.DagsterInstance,
     selection: list[str] | None = None,
     raise_on_error: bool = True,
+    partition_key: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
     """Materialize a project's assets in-process, as `dagster asset materialize` would."""
     return dg.materialize(
@@ -25,6 +27,8 @@ def materialize_project(
         instance=instance,
         selection=selection,
         raise_on_error=raise_on_error,
+        partition_key=partition_key,
+        tags=tags,
     )
 
 

@@ -349,9 +349,9 @@ MALFORMED = [
         id="table-named-like-a-source",
     ),
     pytest.param(
-        one_table(clean_with("write_mode: append\n")),
+        one_table(clean_with("write_mode: upsert\n")),
         "domain.yaml",
-        ["table 'clean'", "field 'write_mode'", "'overwrite'", "got 'append'"],
+        ["table 'clean'", "field 'write_mode'", "'overwrite'", "got 'upsert'"],
         id="bad-write-mode",
     ),
     pytest.param(
@@ -556,7 +556,7 @@ def test_malformed_spec_fails_with_a_precise_message(
 
 
 def test_several_problems_in_one_table_are_each_listed(tmp_path: Path) -> None:
-    write_files(tmp_path, one_table(clean_with("repartitoin: 4\nwrite_mode: append\n")))
+    write_files(tmp_path, one_table(clean_with("repartitoin: 4\nwrite_mode: upsert\n")))
     with pytest.raises(SpecError) as caught:
         load_project(tmp_path)
     lines = str(caught.value).splitlines()

@@ -1,0 +1,343 @@
+"""Publishing a written folder as the table's new contents, per write mode, without data loss.
+
+Every load first writes its rows to a new folder under `<database>/<table>__loads/`. Only
+when that write has succeeded is the table (or each of its partitions) pointed at the new
+folder, in metastore calls that readers see as one change each:
+
+- whole table: `ALTER TABLE ... SET LOCATION` (or a drop + rename when the schema changed);
+- partitions: `ALTER TABLE ... PARTITION (...) SET LOCATION` / `ADD PARTITION ... LOCATION`,
+  one call per partition;
+- append: the new files are renamed into the current folders (a file rename is atomic, so a
+  reader sees each new file whole or not at all).
+
+A failure before the switch leaves the table as it was; the new folder is deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from pyspark.sql import SparkSession
+from pyspark.sql import types as T
+
+logger = logging.getLogger(__name__)
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+
+
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop filesystem of a path and the path as a Hadoop `Path`."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem has no Python binding
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Delete a folder (recursively) if it exists."""
+    fs, hpath = hadoop_fs(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def quote(name: str) -> str:
+    """A backticked identifier."""
+    return f"`{name.replace('`', '``')}`"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ordered_schema(schema: T.StructType, partition_columns: list[str]) -> T.StructType:
+    """The table's column order: partition columns last, as Spark lays out the files."""
+    fields = [f for f in schema if f.name not in partition_columns]
+    fields += [next(f for f in schema if f.name == p) for p in partition_columns]
+    return T.StructType(fields)
+
+
+def _ddl(schema: T.StructType) -> str:
+    return ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in schema)
+
+
+def table_info(spark: SparkSession, qualified: str, partition: str = "") -> dict[str, str]:
+    """`Location` and `Type` of a table (or of one partition, given its spec SQL)."""
+    clause = f" PARTITION ({partition})" if partition else ""
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {qualified}{clause}").collect()
+    info: dict[str, str] = {}
+    for row in rows:
+        # With PARTITION, the partition's own Location comes first, the table's after it.
+        if row.col_name in ("Location", "Type") and row.col_name not in info:
+            info[row.col_name] = row.data_type
+    return info
+
+
+def create_external(
+    spark: SparkSession,
+    qualified: str,
+    schema: T.StructType,
+    partition_columns: list[str],
+    location: str,
+    recover: bool = True,
+) -> None:
+    """Create an external Parquet table on a folder (partitions found in it if `recover`)."""
+    partitioned = ""
+    if partition_columns:
+        partitioned = f" PARTITIONED BY ({', '.join(quote(p) for p in partition_columns)})"
+    spark.sql(
+        f"CREATE TABLE {qualified} ({_ddl(schema)}) USING parquet{partitioned} "
+        f"LOCATION {_literal(location)}"
+    )
+    if partition_columns and recover:
+        spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
+
+
+def _same_shape(spark: SparkSession, qualified: str, schema: T.StructType,
+                partition_columns: list[str]) -> bool:
+    current = spark.table(qualified).schema
+    existing = [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
+    return [(f.name, f.dataType) for f in current] == [(f.name, f.dataType) for f in schema] and (
+        existing == partition_columns
+    )
+
+
+def replace_table(
+    spark: SparkSession,
+    qualified: str,
+    schema: T.StructType,
+    partition_columns: list[str],
+    location: str,
+    loads_root: str,
+) -> list[str]:
+    """Make `location` the whole table; returns the folders of ours it no longer uses.
+
+    Same columns and unpartitioned: one `ALTER TABLE ... SET LOCATION`, atomic for readers.
+    New table: `CREATE TABLE ... LOCATION`. Changed schema or partitioned: a table is created
+    on the new folder and swapped in by drop + rename (metadata only: the data is already
+    written, so nothing can be lost, but the table is absent for the moment between the two).
+    """
+    if not spark.catalog.tableExists(qualified):
+        create_external(spark, qualified, schema, partition_columns, location)
+        return []
+    old = _our_locations(spark, qualified, loads_root)
+    info = table_info(spark, qualified)
+    ours = info.get("Type") == "EXTERNAL" and info.get("Location", "").startswith(loads_root)
+    if ours and not partition_columns and _same_shape(spark, qualified, schema, []):
+        spark.sql(f"ALTER TABLE {qualified} SET LOCATION {_literal(location)}")
+        spark.catalog.refreshTable(qualified)
+        return old
+    database, name = qualified.split(".", 1)
+    swap = f"{database}.{name}__swap_{uuid.uuid4().hex[:8]}"
+    create_external(spark, swap, schema, partition_columns, location)
+    spark.sql(f"DROP TABLE {qualified}")
+    spark.sql(f"ALTER TABLE {swap} RENAME TO {qualified}")
+    spark.catalog.refreshTable(qualified)
+    return old
+
+
+def _our_locations(spark: SparkSession, qualified: str, loads_root: str) -> list[str]:
+    """The folders under our loads root that the table or its partitions point at."""
+    info = table_info(spark, qualified)
+    locations = [info.get("Location", "")]
+    if [c for c in spark.catalog.listColumns(qualified) if c.isPartition]:
+        for spec in partition_specs(spark, qualified):
+            locations.append(table_info(spark, qualified, spec).get("Location", ""))
+    return [loc for loc in locations if loc.startswith(loads_root)]
+
+
+@dataclass(frozen=True)
+class WrittenPartition:
+    """One partition folder of a freshly written load: `col=value` and its path."""
+
+    values: tuple[tuple[str, str | None], ...]
+    path: str
+
+    @property
+    def spec(self) -> str:
+        """The partition spec for SQL: `col='value', ...` (NULL values use Hive's name)."""
+        return ", ".join(
+            f"{quote(c)}={_literal(HIVE_NULL if v is None else v)}" for c, v in self.values
+        )
+
+    @property
+    def key(self) -> str:
+        """The partition's value(s), `/`-joined (the Dagster key of a time partition)."""
+        return "/".join("" if v is None else v for _, v in self.values)
+
+
+def written_partitions(
+    spark: SparkSession, location: str, partition_columns: list[str]
+) -> list[WrittenPartition]:
+    """The partition folders Spark wrote under `location` (nested `col=value` folders)."""
+    found: list[WrittenPartition] = []
+
+    def walk(path: Any, values: tuple[tuple[str, str | None], ...], depth: int) -> None:
+        fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+        for status in fs.listStatus(path):
+            name = status.getPath().getName()
+            if not status.isDirectory() or "=" not in name:
+                continue
+            column, raw = name.split("=", 1)
+            if column != partition_columns[depth]:
+                continue
+            value = None if raw == HIVE_NULL else unquote(raw)
+            if depth + 1 == len(partition_columns):
+                found.append(WrittenPartition(values + ((column, value),),
+                                              status.getPath().toString()))
+            else:
+                walk(status.getPath(), values + ((column, value),), depth + 1)
+
+    _, root = hadoop_fs(spark, location)
+    walk(root, (), 0)
+    return sorted(found, key=lambda p: p.key)
+
+
+def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
+    """The table's partitions as SQL partition specs."""
+    specs = []
+    for row in spark.sql(f"SHOW PARTITIONS {qualified}").collect():
+        parts = []
+        for piece in row[0].split("/"):
+            column, raw = piece.split("=", 1)
+            parts.append(f"{quote(unquote(column))}={_literal(unquote(raw))}")
+        specs.append(", ".join(parts))
+    return specs
+
+
+def ensure_partitioned_table(
+    spark: SparkSession,
+    qualified: str,
+    schema: T.StructType,
+    partition_columns: list[str],
+    loads_root: str,
+) -> None:
+    """Create the partitioned table (no partitions yet) or add columns it lacks.
+
+    Raises:
+        ValueError: The new data changes the type of a column or drops one: partitions of
+            one table must share a schema; reload the whole table to change it.
+    """
+    if not spark.catalog.tableExists(qualified):
+        create_external(spark, qualified, schema, partition_columns, loads_root, recover=False)
+        return
+    current = {f.name: f.dataType for f in spark.table(qualified).schema}
+    new = {f.name: f.dataType for f in schema}
+    changed = [n for n in current if n in new and new[n] != current[n]]
+    dropped = [n for n in current if n not in new]
+    if changed or dropped:
+        raise ValueError(
+            f"{qualified}: the new rows change the table's schema (retyped: {changed}, "
+            f"missing: {dropped}); partitions of one table share a schema: reload the whole "
+            "table (run with tag etl_assets/full_refresh=true) to change it"
+        )
+    added = [f for f in schema if f.name not in current]
+    if added:
+        spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({_ddl(T.StructType(added))})")
+
+
+def replace_partitions(
+    spark: SparkSession,
+    qualified: str,
+    partitions: list[WrittenPartition],
+    drop: list[str],
+    loads_root: str,
+) -> list[str]:
+    """Point each written partition at its new folder; drop the partitions listed in `drop`.
+
+    One metastore call per partition: a reader sees each partition either old or new.
+    Returns the partition folders of ours that are no longer used.
+    """
+    existing = set(partition_specs(spark, qualified))
+    old: list[str] = []
+    for partition in partitions:
+        if partition.spec in existing:
+            location = table_info(spark, qualified, partition.spec).get("Location", "")
+            spark.sql(f"ALTER TABLE {qualified} PARTITION ({partition.spec}) "
+                      f"SET LOCATION {_literal(partition.path)}")
+            if location.startswith(loads_root) and location != partition.path:
+                old.append(location)
+        else:
+            spark.sql(f"ALTER TABLE {qualified} ADD PARTITION ({partition.spec}) "
+                      f"LOCATION {_literal(partition.path)}")
+    for spec in drop:
+        if spec in existing:
+            location = table_info(spark, qualified, spec).get("Location", "")
+            spark.sql(f"ALTER TABLE {qualified} DROP IF EXISTS PARTITION ({spec})")
+            if location.startswith(loads_root):
+                old.append(location)
+    spark.catalog.refreshTable(qualified)
+    return old
+
+
+def append_files(
+    spark: SparkSession,
+    qualified: str,
+    schema: T.StructType,
+    partition_columns: list[str],
+    location: str,
+    loads_root: str,
+) -> None:
+    """Add the files written under `location` to the table (created if missing).
+
+    Unpartitioned: each data file is renamed into the table's folder. Partitioned: new
+    partitions are added on their new folders; files of existing partitions are renamed into
+    those partitions' folders.
+    """
+    if not spark.catalog.tableExists(qualified):
+        create_external(spark, qualified, schema, partition_columns, location)
+        return
+    if partition_columns:
+        ensure_partitioned_table(spark, qualified, schema, partition_columns, loads_root)
+        existing = set(partition_specs(spark, qualified))
+        for partition in written_partitions(spark, location, partition_columns):
+            if partition.spec in existing:
+                target = table_info(spark, qualified, partition.spec)["Location"]
+                _move_files(spark, partition.path, target)
+            else:
+                spark.sql(f"ALTER TABLE {qualified} ADD PARTITION ({partition.spec}) "
+                          f"LOCATION {_literal(partition.path)}")
+    else:
+        if not _same_shape(spark, qualified, schema, []):
+            raise ValueError(
+                f"{qualified}: appended rows have another schema than the table; reload the "
+                "whole table (tag etl_assets/full_refresh=true) to change it"
+            )
+        _move_files(spark, location, table_info(spark, qualified)["Location"])
+    spark.catalog.refreshTable(qualified)
+
+
+def _move_files(spark: SparkSession, source: str, target: str) -> None:
+    fs, src = hadoop_fs(spark, source)
+    _, dst = hadoop_fs(spark, target)
+    fs.mkdirs(dst)
+    for status in fs.listStatus(src):
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith(("_", ".")):
+            target_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(  # noqa: SLF001
+                dst, f"append-{uuid.uuid4().hex[:8]}-{name}")
+            if not fs.rename(status.getPath(), target_path):
+                raise OSError(f"could not move {status.getPath()} to {target_path}")
+
+
+def delete_unused(spark: SparkSession, folders: list[str], loads_root: str) -> None:
+    """Delete folders a table no longer points at, and load folders left with no data.
+
+    Only folders inside one of our load folders (`<loads_root>/load_*`) are ever deleted.
+    """
+    parents = set()
+    for folder in folders:
+        if not folder.startswith(loads_root.rstrip("/") + "/load_"):
+            logger.warning("not deleting %s: outside %s/load_*", folder, loads_root)
+            continue
+        delete_path(spark, folder)
+        parents.add(folder.rstrip("/").rsplit("/", 1)[0])
+    for parent in parents:
+        fs, hpath = hadoop_fs(spark, parent)
+        if not fs.exists(hpath) or "load_" not in hpath.getName():
+            continue
+        children = [s.getPath().getName() for s in fs.listStatus(hpath)]
+        if all(c.startswith(("_", ".")) for c in children):
+            fs.delete(hpath, True)
