@@ -85,13 +85,18 @@ class MetricPlan:
         return frame.observe(observation, *self.exprs), observation
 
     def collect(
-        self, spark: SparkSession, observation: Observation | None, location: str
+        self,
+        spark: SparkSession,
+        observation: Observation | None,
+        location: str,
+        footer: "FooterStats | None" = None,
     ) -> dict[str, Any]:
         """All metrics of a finished write, in a stable order (row count, then per column).
 
         Call only after the write succeeded: `Observation.get` waits for the write's job.
+        `footer`: the written files' footer statistics if already read (else read here).
         """
-        footer = read_footers(spark, location, self.footer_columns)
+        footer = footer or read_footers(spark, location, self.footer_columns)
         observed = observation.get if observation is not None else {}
         found: dict[str, Any] = {ROW_COUNT: footer.rows}
         for alias, name in self.names.items():
@@ -117,12 +122,11 @@ class MetricPlan:
             metrics[WATERMARK] = found[WATERMARK]
         return metrics
 
-    def footer_metrics(self, spark: SparkSession, location: str) -> dict[str, Any]:
-        """Row count, null counts and date ranges of the files under one folder (a partition).
+    def footer_metrics(self, footer: "FooterStats") -> dict[str, Any]:
+        """Row count, null counts and date ranges from footer statistics (of one partition).
 
         Only footer metrics: observed aggregates cover the whole write, not each partition.
         """
-        footer = read_footers(spark, location, self.footer_columns)
         metrics: dict[str, Any] = {ROW_COUNT: footer.rows}
         for column in self.footer_columns:
             metrics[NULL_COUNT + column] = footer.nulls[column]
@@ -224,6 +228,22 @@ class FooterStats:
     nulls: dict[str, int] = dc_field(default_factory=dict)
     minimum: dict[str, Any] = dc_field(default_factory=dict)
     maximum: dict[str, Any] = dc_field(default_factory=dict)
+
+
+def merge_footers(parts: Sequence[FooterStats], columns: Sequence[str]) -> FooterStats:
+    """The footer statistics of several folders (partitions) taken together."""
+    total = FooterStats(nulls={c: 0 for c in columns})
+    for part in parts:
+        total.rows += part.rows
+        for column in columns:
+            total.nulls[column] += part.nulls.get(column, 0)
+        for column, low in part.minimum.items():
+            if column not in total.minimum or low < total.minimum[column]:
+                total.minimum[column] = low
+        for column, high in part.maximum.items():
+            if column not in total.maximum or high > total.maximum[column]:
+                total.maximum[column] = high
+    return total
 
 
 _EPOCH = date(1970, 1, 1)

@@ -271,12 +271,14 @@ def load_table(
     except BaseException:
         W.delete_path(spark, location)
         raise
-    metrics = plan.collect(spark, observation, location)
-    if spec.incremental and metrics.get(M.WATERMARK) is None:
-        metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
     schema = W.ordered_schema(frame.schema, partition_columns)
     written = W.written_partitions(spark, location, partition_columns) if partition_columns else []
-    per_partition = {p.key: plan.footer_metrics(spark, p.path) for p in written}
+    footers = {p.key: M.read_footers(spark, p.path, plan.footer_columns) for p in written}
+    total = M.merge_footers(list(footers.values()), plan.footer_columns) if written else None
+    metrics = plan.collect(spark, observation, location, total)
+    if spec.incremental and metrics.get(M.WATERMARK) is None:
+        metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
+    per_partition = {key: plan.footer_metrics(stats) for key, stats in footers.items()}
     old = _publish(spark, table, mode, request, schema, location, loads_root, written)
     W.delete_unused(spark, old, loads_root)
     if spec.cache:

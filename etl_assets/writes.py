@@ -207,6 +207,25 @@ def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
     return specs
 
 
+def partition_locations(spark: SparkSession, qualified: str) -> dict[str, str]:
+    """Every partition of the table (as a SQL spec) with its folder, in one metastore call."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    database, name = qualified.split(".", 1)
+    columns = _partition_columns(spark, qualified)
+    found = {}
+    partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
+    for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
+        values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
+        spec = ", ".join(f"{quote(c)}={_literal(values[c])}" for c in columns)
+        found[spec] = partition.location().toString()
+    return found
+
+
+def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
+    return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
+
+
 def ensure_partitioned_table(
     spark: SparkSession,
     qualified: str,
@@ -250,21 +269,23 @@ def replace_partitions(
     One metastore call per partition: a reader sees each partition either old or new.
     Returns the partition folders of ours that are no longer used.
     """
-    existing = set(partition_specs(spark, qualified))
+    existing = partition_locations(spark, qualified)
     old: list[str] = []
+    added = []
     for partition in partitions:
         if partition.spec in existing:
-            location = table_info(spark, qualified, partition.spec).get("Location", "")
+            location = existing[partition.spec]
             spark.sql(f"ALTER TABLE {qualified} PARTITION ({partition.spec}) "
                       f"SET LOCATION {_literal(partition.path)}")
             if location.startswith(loads_root) and location != partition.path:
                 old.append(location)
         else:
-            spark.sql(f"ALTER TABLE {qualified} ADD PARTITION ({partition.spec}) "
-                      f"LOCATION {_literal(partition.path)}")
+            added.append(f"PARTITION ({partition.spec}) LOCATION {_literal(partition.path)}")
+    if added:  # new partitions in one metastore call: a backfill appears at once
+        spark.sql(f"ALTER TABLE {qualified} ADD " + " ".join(added))
     for spec in drop:
         if spec in existing:
-            location = table_info(spark, qualified, spec).get("Location", "")
+            location = existing[spec]
             spark.sql(f"ALTER TABLE {qualified} DROP IF EXISTS PARTITION ({spec})")
             if location.startswith(loads_root):
                 old.append(location)

@@ -60,7 +60,8 @@ def demo_instance() -> Iterator[dg.DagsterInstance]:
 def demo_run(
     spark: SparkSession, settings: Settings, demo_project: Project, demo_instance
 ) -> dg.ExecuteInProcessResult:
-    """The demo materialized once (every table), shared by the tests that read it."""
-    result = materialize_project(demo_project, settings, demo_instance)
+    """The demo materialized once (every unpartitioned table), shared by the tests."""
+    selection = [t.name for t in demo_project.tables.values() if not t.spec.partitions]
+    result = materialize_project(demo_project, settings, demo_instance, selection=selection)
     assert result.success
     return result

@@ -27,6 +27,8 @@ DEMO_TABLES = [
     "enriched_categories",
     "final_output",
     "report_data",
+    "daily_sales",
+    "customers_dim",
 ]
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"  # the venv's, beside its python
 
@@ -51,9 +53,11 @@ def demo() -> Project:
     return load_project(DEFAULT_PIPELINES)
 
 
-def test_demo_has_six_tables_and_two_sources(demo: Project) -> None:
+def test_demo_has_eight_tables_and_three_sources(demo: Project) -> None:
     assert sorted(demo.tables) == sorted(DEMO_TABLES)
-    assert sorted(demo.sources) == ["categories", "raw_orders"]
+    assert sorted(demo.sources) == ["categories", "customers", "raw_orders"]
+    assert demo.tables["daily_sales"].spec.partitions.column == "order_date"
+    assert demo.tables["customers_dim"].incremental_input == "customers"
     assert {table.domain for table in demo.tables.values()} == {"sales"}
     assert {table.file.name for table in demo.tables.values()} == {"sales.yaml"}
 

@@ -41,6 +41,8 @@ def main() -> None:
         )
         for order_id in range(1, ROWS + 1):
             day = start + timedelta(days=rng.randrange(90))
+            if day.weekday() >= 5 and rng.random() < 0.5:  # weekends see about half the orders
+                day = start + timedelta(days=rng.randrange(90))
             customer = "" if rng.random() < 0.05 else str(rng.randrange(1, 400))
             amount = "" if rng.random() < 0.03 else f"{rng.lognormvariate(3.5, 0.9):.2f}"
             updated = datetime.combine(day, datetime.min.time()) + timedelta(
@@ -58,6 +60,20 @@ def main() -> None:
             ])
 
 
+def customers(count: int = 400) -> None:
+    """The customer master: updated_at spread over the quarter, for the incremental load."""
+    rng = random.Random(20260202)
+    cities = ["Seoul", "Busan", "Incheon", "Daegu", "Daejeon", "Gwangju"]
+    start = datetime(2026, 1, 1)
+    with open(OUT / "customers.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["customer_id", "name", "city", "updated_at"])
+        for customer in range(1, count):
+            updated = start + timedelta(seconds=rng.randrange(90 * 86400))
+            writer.writerow([customer, f"Customer {customer:03d}", rng.choice(cities),
+                             updated.isoformat(sep=" ")])
+
+
 def shrunk(keep: int = 1000) -> None:
     """The first `keep` orders: a load that lost most of its rows, for the anomaly demo."""
     lines = (OUT / "raw_orders.csv").read_text(encoding="utf-8").splitlines(keepends=True)
@@ -66,4 +82,5 @@ def shrunk(keep: int = 1000) -> None:
 
 if __name__ == "__main__":
     main()
+    customers()
     shrunk()
