@@ -42,7 +42,9 @@ def status_frame(spark: SparkSession, settings: Settings) -> DataFrame:
         ) WHERE rn = 1
         """
     )
-    project = load_project(settings.pipelines_dir)
+    project = load_project(
+        settings.pipelines_dir, rename_database=settings.environment.database
+    )
     specs = spark.createDataFrame(
         [(t.name, t.qualified_name) for t in project.tables.values()],
         "asset string, spec_table string",

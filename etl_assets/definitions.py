@@ -39,7 +39,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     is then paid once per run, not once per asset.
     """
     settings = settings or load_settings()
-    project = load_project(settings.pipelines_dir)
+    project = load_project(
+        settings.pipelines_dir, rename_database=settings.environment.database
+    )
     return dg.Definitions(
         assets=build_assets(project),
         asset_checks=build_checks(project),

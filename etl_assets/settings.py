@@ -12,18 +12,59 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_LOG_DB`: the Hive database of the log tables (default `etl_log`).
 - `ETL_ASSETS_PIPELINES`: folder of table specs (default: the package's `pipelines/`).
 - `ETL_ASSETS_SHUFFLE_PARTITIONS`: `spark.sql.shuffle.partitions` (default 4, for 2 cores).
+- `ETL_ENV`: `dev` (default), `staging` or `prod`, from `environments.yaml` (or the file
+  named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_HOME = PACKAGE_DIR.parent / ".etl_home"
 DEFAULT_PIPELINES = PACKAGE_DIR / "pipelines"
 PROFILES = ("embedded",)
+DEFAULT_ENVIRONMENTS = PACKAGE_DIR / "environments.yaml"
+
+
+@dataclass(frozen=True)
+class Environment:
+    """One entry of `environments.yaml`."""
+
+    name: str = "dev"
+    database_prefix: str = ""
+    database_suffix: str = ""
+    spark: dict[str, Any] = field(default_factory=dict)
+
+    def database(self, name: str) -> str:
+        """A spec's database name as it is called in this environment."""
+        return f"{self.database_prefix}{name}{self.database_suffix}"
+
+
+def load_environment(name: str, path: Path) -> Environment:
+    """Read one environment from the environments file.
+
+    Raises:
+        ValueError: Unknown environment or malformed entry, naming the file and the choices.
+    """
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if name not in raw:
+        raise ValueError(f"ETL_ENV={name!r} is not in {path}; choose one of {sorted(raw)}")
+    entry = raw[name] or {}
+    unknown = set(entry) - {"database_prefix", "database_suffix", "spark"}
+    if unknown:
+        raise ValueError(f"{path}: environment '{name}': unknown fields {sorted(unknown)}")
+    return Environment(
+        name=name,
+        database_prefix=str(entry.get("database_prefix") or ""),
+        database_suffix=str(entry.get("database_suffix") or ""),
+        spark={str(k): str(v) for k, v in (entry.get("spark") or {}).items()},
+    )
 
 
 @dataclass(frozen=True)
@@ -38,6 +79,7 @@ class Settings:
     log_db: str
     pipelines_dir: Path
     shuffle_partitions: int
+    environment: Environment = field(default_factory=Environment)
 
     @property
     def dagster_home(self) -> Path:
@@ -63,13 +105,16 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     shuffle = env.get("ETL_ASSETS_SHUFFLE_PARTITIONS") or "4"
     if not shuffle.isdigit() or int(shuffle) < 1:
         raise ValueError(f"ETL_ASSETS_SHUFFLE_PARTITIONS={shuffle!r} must be a positive integer")
+    environments = Path(env.get("ETL_ASSETS_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS)
+    environment = load_environment(env.get("ETL_ENV") or "dev", environments)
     return Settings(
         home=home,
         profile=profile,
         spark_master=env.get("SPARK_MASTER") or "local[*]",
         metastore_uri=env.get("ETL_ASSETS_METASTORE_URI") or None,
         warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
-        log_db=env.get("ETL_ASSETS_LOG_DB") or "etl_log",
+        log_db=environment.database(env.get("ETL_ASSETS_LOG_DB") or "etl_log"),
         pipelines_dir=Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve(),
         shuffle_partitions=int(shuffle),
+        environment=environment,
     )

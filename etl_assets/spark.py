@@ -44,6 +44,7 @@ def spark_config(settings: Settings) -> dict[str, Any]:
         # Hive's own warehouse setting, so tables created through Hive DDL land beside Spark's.
         "spark.hadoop.hive.metastore.warehouse.dir": settings.warehouse_dir,
     }
+    conf.update(settings.environment.spark)
     if settings.metastore_uri:
         conf["spark.hadoop.hive.metastore.uris"] = settings.metastore_uri
     else:

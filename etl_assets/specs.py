@@ -10,7 +10,7 @@ import difflib
 import hashlib
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from graphlib import CycleError, TopologicalSorter
@@ -533,12 +533,17 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Project:
+def load_project(
+    folder: Path | str,
+    files: Iterable[Path] | None = None,
+    rename_database: Callable[[str], str] | None = None,
+) -> Project:
     """Load and validate every `*.yaml` spec file of a folder.
 
     Args:
         folder: The pipelines folder.
         files: Specific files to load instead of the folder's `*.yaml` (tests).
+        rename_database: Maps a spec's database to the environment's name for it.
 
     Returns:
         The tables (in dependency order) and sources.
@@ -581,7 +586,8 @@ def load_project(folder: Path | str, files: Iterable[Path] | None = None) -> Pro
                     f"{origin[spec.name]}"
                 )
             origin[spec.name] = str(path)
-            tables[spec.name] = Table(spec, domain, domain_spec.database, path)
+            database = (rename_database or str)(domain_spec.database)
+            tables[spec.name] = Table(spec, domain, database, path)
     known = {name: "table" for name in tables} | {name: "source" for name in sources}
     for table in tables.values():
         problems = _check_table(table, known)
