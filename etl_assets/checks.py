@@ -38,7 +38,7 @@ from etl_assets.anomaly import (
     compare_schemas,
     evaluate,
 )
-from etl_assets.hive_log import CheckRecord, HiveLog
+from etl_assets.hive_log import CheckRecord
 from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.tables import EtlLogResource, partitions_definition
 
@@ -496,7 +496,7 @@ def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
             )
             for o in outcomes
         ]
-        HiveLog(spark.spark_session, etl_log.database).write_checks(records)
+        etl_log.queue_checks(spark.spark_session, records)
         for outcome in outcomes:
             context.log.info(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
                              f"{outcome.description}")

@@ -18,12 +18,13 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
+from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets import metrics as M
-from etl_assets.hive_log import FAILED, SUCCESS, HiveLog, RunRecord
+from etl_assets.hive_log import FAILED, SUCCESS, CheckRecord, HiveLog, RunRecord
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, render_template
 from etl_assets.writes import quote
@@ -353,9 +354,31 @@ def logged_metrics(result: LoadResult) -> dict[str, Any]:
 
 
 class EtlLogResource(dg.ConfigurableResource):
-    """Where the Hive log tables live (database `etl_log` unless configured)."""
+    """Where the Hive log tables live (database `etl_log` unless configured).
+
+    Check results are queued during the run and written to `check_log` in one insert when the
+    run's resources are torn down (once per run with the in-process executor, once per step
+    with a multiprocess one).
+    """
 
     database: str = "etl_log"
+    _pending: list = PrivateAttr(default_factory=list)
+
+    def queue_checks(self, spark: SparkSession, records: list[CheckRecord]) -> None:
+        """Queue check evaluations for `check_log`."""
+        self._pending.append((spark, list(records)))
+
+    def flush(self) -> None:
+        """Write the queued check evaluations, one insert per Spark session."""
+        pending, self._pending = self._pending, []
+        sessions: dict[int, tuple[SparkSession, list[CheckRecord]]] = {}
+        for spark, records in pending:
+            sessions.setdefault(id(spark), (spark, []))[1].extend(records)
+        for spark, records in sessions.values():
+            HiveLog(spark, self.database).write_checks(records)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        self.flush()
 
 
 FULL_REFRESH_TAG = "etl_assets/full_refresh"

@@ -39,3 +39,37 @@ def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
     assert f"databaseName={home}/metastore_db" in config["spark.hadoop.javax.jdo.option.ConnectionURL"]
     assert config["spark.sql.warehouse.dir"] == str(home / "warehouse")
     assert f"-Dderby.system.home={home}" in config["spark.driver.extraJavaOptions"]
+
+
+def test_partitioned_inputs_map_partition_to_partition_or_a_window(tmp_path) -> None:
+    from etl_assets.definitions import build_assets, build_resources
+    from etl_assets_tests.helpers import write_spec
+
+    write_spec(tmp_path, """
+database: t_map
+sources: {src: {format: parquet, path: /nowhere}}
+tables:
+  - name: daily
+    inputs: [src]
+    partitions: {type: daily, start: 2026-03-01, column: d}
+    sql: SELECT d FROM src
+  - name: same_day
+    inputs: [daily]
+    partitions: {type: daily, start: 2026-03-01, column: d}
+    sql: SELECT d FROM daily
+  - name: rolling_week
+    inputs: [daily]
+    partitions: {type: daily, start: 2026-03-01, column: d, input_windows: {daily: 7}}
+    sql: SELECT d FROM daily
+""")
+    defs = dg.Definitions(assets=build_assets(load_project(tmp_path)),
+                          resources=build_resources(load_settings()))
+    graph = defs.resolve_asset_graph()
+
+    def parents(child: str, key: str) -> list[str]:
+        subset = graph.get_parent_partition_keys_for_child(
+            key, dg.AssetKey("daily"), dg.AssetKey(child)).partitions_subset
+        return sorted(subset.get_partition_keys())
+
+    assert parents("same_day", "2026-03-10") == ["2026-03-10"]
+    assert parents("rolling_week", "2026-03-10") == [f"2026-03-{d:02d}" for d in range(4, 11)]
