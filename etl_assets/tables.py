@@ -486,7 +486,8 @@ def materialize_table(
         try:
             hive_log.write_loads(failed)
         except Exception as log_err:  # noqa: BLE001 - the load's own error matters more
-            context.log.error(f"could not write the FAILED row to {log_database}.run_log: {log_err}")
+            context.log.error(
+                f"could not write the FAILED row to {log_database}.run_log: {log_err}")
         raise
     finished = datetime.now(timezone.utc)
     shared = result_metadata(table, result)

@@ -65,3 +65,11 @@ def demo_run(
     result = materialize_project(demo_project, settings, demo_instance, selection=selection)
     assert result.success
     return result
+
+
+@pytest.fixture()
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A fresh Dagster instance with SQLite storage in the test's temporary folder."""
+    (tmp_path / "dagster").mkdir()
+    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
+        yield inst

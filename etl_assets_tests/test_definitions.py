@@ -36,7 +36,8 @@ def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
     config = spark.spark_config
     assert config["spark.sql.catalogImplementation"] == "hive"
     home = load_settings().home
-    assert f"databaseName={home}/metastore_db" in config["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    url = config["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    assert f"databaseName={home}/metastore_db" in url
     assert config["spark.sql.warehouse.dir"] == str(home / "warehouse")
     assert f"-Dderby.system.home={home}" in config["spark.driver.extraJavaOptions"]
 

@@ -20,13 +20,6 @@ from etl_assets.tables import LOADS_SUFFIX
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 
-@pytest.fixture()
-def instance(tmp_path: Path):
-    (tmp_path / "dagster").mkdir()
-    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
-        yield inst
-
-
 def _spec(db: str, table_sql: str, source_path: Path, extra: str = "") -> str:
     sql = "\n".join("      " + line for line in table_sql.strip().splitlines())
     return f"""

@@ -21,13 +21,6 @@ from etl_assets.tables import FULL_REFRESH_TAG
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 
-@pytest.fixture()
-def instance(tmp_path: Path):
-    (tmp_path / "dagster").mkdir()
-    with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
-        yield inst
-
-
 def _orders(spark: SparkSession, path: Path, rows: int = 1500, days: int = 15) -> None:
     spark.range(rows).selectExpr(
         "id AS order_id",

@@ -138,7 +138,9 @@ def test_demo_source_paths_resolve_to_existing_files(demo: Project) -> None:
             {"category_totals", "categories"},
             id="backticked-unicode-columns",
         ),
-        pytest.param("SELECT `사용일자` FROM `카테고리`", {"카테고리"}, id="backticked-unicode-table"),
+        pytest.param(
+            "SELECT `사용일자` FROM `카테고리`", {"카테고리"}, id="backticked-unicode-table"
+        ),
         pytest.param("SELECT * FROM a UNION ALL SELECT * FROM b", {"a", "b"}, id="union"),
         pytest.param("SELECT * FROM db.t", {"db.t"}, id="qualified"),
         pytest.param(
