@@ -5,6 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.checks import build_table_checks
+from etl_assets.schedules import build_schedules
+from etl_assets.sensors import alerts_job, build_sensors
 from etl_assets.settings import Settings, load_settings
 from etl_assets.spark import build_spark_resource
 from etl_assets.specs import Project, load_project
@@ -45,6 +47,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=build_assets(project),
         asset_checks=build_checks(project),
+        schedules=build_schedules(project),
+        sensors=build_sensors(project),
+        jobs=[alerts_job],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

@@ -41,6 +41,7 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
         T.StructField("error_message", T.StringType()),
         T.StructField("code_version", T.StringType()),
         T.StructField("watermark", T.StringType()),
+        T.StructField("attempt", T.IntegerType()),
         T.StructField("log_date", T.DateType()),
     ]),
     METRIC_LOG: T.StructType([
@@ -75,6 +76,7 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
 
 SUCCESS = "SUCCESS"
 FAILED = "FAILED"
+RETRY = "RETRY"  # a failed attempt that Dagster's RetryPolicy will try again
 MAX_ERROR_CHARS = 8000
 
 
@@ -96,6 +98,7 @@ class RunRecord:
     bytes: int | None = None
     error_message: str | None = None
     watermark: str | None = None
+    attempt: int = 1
 
     @property
     def duration_s(self) -> float:

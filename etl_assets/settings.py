@@ -14,6 +14,8 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_SHUFFLE_PARTITIONS`: `spark.sql.shuffle.partitions` (default 4, for 2 cores).
 - `ETL_ENV`: `dev` (default), `staging` or `prod`, from `environments.yaml` (or the file
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
+- Alerts (see `AlertSettings`): `ETL_ASSETS_ALERT_WEBHOOK_URLS`, `ETL_ASSETS_ALERT_SMTP_*`,
+  `ETL_ASSETS_UI_URL`.
 """
 
 from __future__ import annotations
@@ -64,6 +66,52 @@ def load_environment(name: str, path: Path) -> Environment:
         database_prefix=str(entry.get("database_prefix") or ""),
         database_suffix=str(entry.get("database_suffix") or ""),
         spark={str(k): str(v) for k, v in (entry.get("spark") or {}).items()},
+    )
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Alert channels, all from the environment (secrets included, never from files).
+
+    - `ETL_ASSETS_ALERT_WEBHOOK_URLS`: comma-separated URLs that get a JSON POST per alert.
+    - `ETL_ASSETS_ALERT_SMTP_HOST`, `..._PORT` (25), `..._FROM`, `..._TO` (comma-separated),
+      `..._USER`, `..._PASSWORD`, `..._STARTTLS` (`true`): e-mail.
+    - `ETL_ASSETS_UI_URL`: base of links to the Dagster UI (default http://127.0.0.1:3000).
+    """
+
+    log_db: str = "etl_log"
+    webhook_urls: tuple[str, ...] = ()
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "etl-assets@localhost"
+    smtp_to: tuple[str, ...] = ()
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    ui_url: str = "http://127.0.0.1:3000"
+
+
+def load_alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
+    """Read the alert channels from the environment."""
+    env = os.environ if environ is None else environ
+
+    def listed(name: str) -> tuple[str, ...]:
+        return tuple(v.strip() for v in (env.get(name) or "").split(",") if v.strip())
+
+    port = env.get("ETL_ASSETS_ALERT_SMTP_PORT") or "25"
+    if not port.isdigit():
+        raise ValueError(f"ETL_ASSETS_ALERT_SMTP_PORT={port!r} must be a port number")
+    return AlertSettings(
+        log_db=load_settings(environ).log_db,
+        webhook_urls=listed("ETL_ASSETS_ALERT_WEBHOOK_URLS"),
+        smtp_host=env.get("ETL_ASSETS_ALERT_SMTP_HOST") or None,
+        smtp_port=int(port),
+        smtp_from=env.get("ETL_ASSETS_ALERT_SMTP_FROM") or "etl-assets@localhost",
+        smtp_to=listed("ETL_ASSETS_ALERT_SMTP_TO"),
+        smtp_user=env.get("ETL_ASSETS_ALERT_SMTP_USER") or None,
+        smtp_password=env.get("ETL_ASSETS_ALERT_SMTP_PASSWORD") or None,
+        smtp_starttls=(env.get("ETL_ASSETS_ALERT_SMTP_STARTTLS") or "").lower() == "true",
+        ui_url=(env.get("ETL_ASSETS_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
     )
 
 

@@ -11,7 +11,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -66,6 +66,8 @@ class SourceSpec(_Strict):
     options: dict[str, str | bool | int | float] = Field(default_factory=dict)
     schema_ddl: str | None = Field(default=None, alias="schema")
     description: str | None = None
+    sensor: bool = False
+    sensor_interval_s: int = Field(default=30, ge=5, le=86_400)
 
 
 class MetricsSpec(_Strict):
@@ -111,6 +113,30 @@ class IncrementalSpec(_Strict):
     input: str | None = None
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+
+class RetriesSpec(_Strict):
+    """Retries of a failed load, as Dagster's `RetryPolicy`."""
+
+    max: int = Field(ge=0, le=20)
+    delay_s: float = Field(default=0, ge=0, le=86_400)
+    backoff: Literal["linear", "exponential"] | None = None
+    jitter: bool = False
+
+
+class ScheduleSpec(_Strict):
+    """When a table (or a whole domain) loads: a cron expression in a time zone."""
+
+    cron: str
+    timezone: str = "UTC"
+    running: bool = False
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"cron {value!r} must have 5 fields (minute hour day month weekday)")
+        return value
 
 
 Severity = Literal["WARN", "ERROR"]
@@ -204,6 +230,8 @@ class TableSpec(_Strict):
     merge_keys: list[str] = Field(default_factory=list)
     partitions: PartitionsSpec | None = None
     incremental: IncrementalSpec | None = None
+    retries: RetriesSpec | None = None
+    schedule: ScheduleSpec | None = None
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
 
@@ -250,6 +278,7 @@ class DomainSpec(_Strict):
     domain: str | None = None
     database: str = "etl_demo"
     description: str | None = None
+    schedule: ScheduleSpec | None = None
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
     tables: list[TableSpec]
 
@@ -314,6 +343,7 @@ class Project:
 
     tables: dict[str, Table]
     sources: dict[str, Source]
+    domain_schedules: dict[str, ScheduleSpec] = field(default_factory=dict)
 
     def upstream(self, name: str) -> list[str]:
         """The inputs of table `name`."""
@@ -559,6 +589,7 @@ def load_project(
     tables: dict[str, Table] = {}
     sources: dict[str, Source] = {}
     origin: dict[str, str] = {}
+    schedules: dict[str, ScheduleSpec] = {}
     for path in paths:
         raw = _read_yaml(path)
         try:
@@ -567,6 +598,8 @@ def load_project(
             lines = _format_validation(err, raw)
             raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
         domain = domain_spec.domain or path.stem
+        if domain_spec.schedule is not None:
+            schedules[domain] = domain_spec.schedule
         for name, source in domain_spec.sources.items():
             if name in origin:
                 raise SpecError(f"{path}: source '{name}': name already defined in {origin[name]}")
@@ -605,4 +638,5 @@ def load_project(
             + " (each table lists the next one in its inputs)"
         )
     order = list(TopologicalSorter(graph).static_order())
-    return Project(tables={name: tables[name] for name in order}, sources=sources)
+    return Project(tables={name: tables[name] for name in order}, sources=sources,
+                   domain_schedules=schedules)

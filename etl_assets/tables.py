@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets import metrics as M
-from etl_assets.hive_log import FAILED, SUCCESS, CheckRecord, HiveLog, RunRecord
+from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, render_template
 from etl_assets.writes import quote
@@ -394,6 +394,20 @@ def partitions_definition(table: Table) -> dg.TimeWindowPartitionsDefinition | N
                 timezone=spec.timezone)
 
 
+def retry_policy(table: Table) -> dg.RetryPolicy | None:
+    """Dagster's `RetryPolicy` from the spec's `retries`."""
+    retries = table.spec.retries
+    if retries is None or retries.max == 0:
+        return None
+    backoff = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
+    return dg.RetryPolicy(
+        max_retries=retries.max,
+        delay=retries.delay_s or None,
+        backoff=backoff.get(retries.backoff or ""),
+        jitter=dg.Jitter.PLUS_MINUS if retries.jitter else None,
+    )
+
+
 def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     deps = []
     windows = table.spec.partitions.input_windows if table.spec.partitions else {}
@@ -429,6 +443,7 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
                   "write_mode": spec.write_mode},
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
+        retry_policy=retry_policy(table),
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
@@ -468,9 +483,11 @@ def materialize_table(
     """
     started_at = datetime.now(timezone.utc)
     hive_log = HiveLog(spark, log_database)
+    attempt = context.retry_number + 1
     base = dict(run_id=context.run.run_id, asset=table.name, domain=table.domain,
                 table_name=table.qualified_name, started_at=started_at,
-                code_version=table.code_version)
+                code_version=table.code_version, attempt=attempt)
+    retries = table.spec.retries.max if table.spec.retries else 0
     request = None
     try:
         request = _request(context, table, hive_log)
@@ -478,8 +495,9 @@ def materialize_table(
     except Exception as err:
         keys = request.partition_keys if request else ()
         finished = datetime.now(timezone.utc)
+        status = RETRY if attempt <= retries else FAILED
         failed = [
-            (RunRecord(status=FAILED, finished_at=finished, partition_key=key,
+            (RunRecord(status=status, finished_at=finished, partition_key=key,
                        error_message=f"{type(err).__name__}: {err}", **base), {})
             for key in (keys or (None,))
         ]

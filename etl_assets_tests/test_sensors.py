@@ -1,0 +1,217 @@
+"""Sensors, schedules, alerts and retries against real parts.
+
+Sensors are evaluated with `build_sensor_context` on a real instance; alerts go to a real
+SMTP server (aiosmtpd) and a real HTTP server on 127.0.0.1; the alert job and the flaky
+asset run on the shared Spark session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from aiosmtpd.controller import Controller
+from pyspark.sql import SparkSession
+
+from etl_assets.definitions import build_assets, build_resources
+from etl_assets.settings import load_settings
+from etl_assets.schedules import build_schedules
+from etl_assets.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
+from etl_assets.specs import load_project
+from etl_assets_tests.helpers import materialize_project, write_spec
+
+SPEC = """
+database: t_sense
+schedule: {{cron: "30 5 * * *", timezone: UTC}}
+sources:
+  landing: {{format: csv, path: "{landing}/*.csv", options: {{header: true}}, sensor: true}}
+tables:
+  - name: landed
+    inputs: [landing]
+    sql: SELECT * FROM landing
+  - name: landed_daily
+    inputs: [landed]
+    partitions: {{type: daily, start: 2026-03-01, column: d}}
+    sql: SELECT DATE'2026-03-01' AS d, count(*) AS n FROM landed
+"""
+
+
+@pytest.fixture()
+def project(tmp_path: Path):
+    (tmp_path / "landing").mkdir()
+    write_spec(tmp_path / "spec", SPEC.format(landing=tmp_path / "landing"))
+    return load_project(tmp_path / "spec")
+
+
+def _tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None,
+          project=None):
+    definitions = None
+    if project is not None:
+        definitions = dg.Definitions(assets=build_assets(project), sensors=[sensor],
+                                     resources=build_resources(load_settings()))
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, definitions=definitions)
+    return sensor.evaluate_tick(context)
+
+
+def test_new_file_triggers_exactly_one_run_and_the_cursor_survives_restarts(
+    project, tmp_path: Path, instance
+) -> None:
+    sensor = build_source_sensor(project, project.sources["landing"])
+    first = _tick(sensor, instance, None, project)
+    assert not first.run_requests and "no new files" in first.skip_message
+
+    (tmp_path / "landing" / "orders_1.csv").write_text("id\n1\n")
+    second = _tick(sensor, instance, first.cursor, project)
+    (request,) = second.run_requests
+    assert "orders_1.csv" in request.run_key
+    assert request.asset_selection == [dg.AssetKey("landed")]  # partitioned table left out
+
+    # The same file never twice, also after a restart (a new context from the stored cursor).
+    again = _tick(sensor, instance, second.cursor, project)
+    assert not again.run_requests
+    restarted = _tick(build_source_sensor(project, project.sources["landing"]), instance,
+                      second.cursor, project)
+    assert not restarted.run_requests
+
+    (tmp_path / "landing" / "orders_2.csv").write_text("id\n2\n")
+    third = _tick(sensor, instance, second.cursor, project)
+    (request,) = third.run_requests
+    assert "orders_2.csv" in request.run_key and "orders_1.csv" not in request.run_key
+
+
+def test_schedules_target_the_closed_partition_and_start_stopped(project) -> None:
+    schedules = {s.name: s for s in build_schedules(project)}
+    assert set(schedules) == {"domain_schedule", "landed_daily_schedule"}
+    assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
+    assert schedules["domain_schedule"].cron_schedule == "30 5 * * *"
+    context = dg.build_schedule_context(
+        scheduled_execution_time=datetime(2026, 3, 6, 5, 30, tzinfo=timezone.utc))
+    (request,) = schedules["landed_daily_schedule"].evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-05"
+
+
+class _Hook(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        length = int(self.headers["Content-Length"])
+        _Hook.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        return
+
+
+class _Mailbox:
+    def __init__(self) -> None:
+        self.messages: list[bytes] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
+        self.messages.append(envelope.content)
+        return "250 OK"
+
+
+@pytest.fixture()
+def receivers(monkeypatch: pytest.MonkeyPatch):
+    """A real HTTP server and a real SMTP server on 127.0.0.1, wired in through the env."""
+    _Hook.received = []
+    http = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    mailbox = _Mailbox()
+    with socket.socket() as probe:  # a free port: aiosmtpd checks readiness by connecting
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    monkeypatch.setenv("ETL_ASSETS_ALERT_WEBHOOK_URLS",
+                       f"http://127.0.0.1:{http.server_port}/hook")
+    monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_PORT", str(port))
+    monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_TO", "oncall@example.com")
+    yield _Hook.received, mailbox.messages
+    http.shutdown()
+    smtp.stop()
+
+
+def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
+    spark: SparkSession, settings, project, instance, receivers
+) -> None:
+    hooks, mails = receivers
+    sensor = build_check_failure_sensor(project)
+    assert "no new failed" in _tick(sensor, instance, None).skip_message
+    instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+        asset_key=dg.AssetKey("landed"), check_name="row_count_anomaly", passed=False,
+        severity=dg.AssetCheckSeverity.ERROR, description="row_count 12 is 99% below ..."))
+    tick = _tick(sensor, instance, None)
+    (request,) = tick.run_requests
+    assert len(hooks) == 1 and hooks[0]["severity"] == "ERROR"
+    assert "row_count 12 is 99% below" in hooks[0]["text"]
+    assert "/assets/landed?view=checks" in hooks[0]["url"]
+    assert len(mails) == 1 and b"row_count_anomaly" in mails[0]
+    assert b"[etl_assets ERROR]" in mails[0]
+    assert not _tick(sensor, instance, tick.cursor).run_requests  # once per failure
+    assert len(hooks) == 1
+
+    result = alerts_job.execute_in_process(
+        run_config=request.run_config, resources=build_resources(settings), instance=instance)
+    assert result.success
+    (row,) = spark.sql(f"SELECT * FROM {settings.log_db}.alert_log "
+                       f"WHERE alert_id = '{hooks[0]['alert_id']}'").collect()
+    assert row.kind == "check_failure" and row.asset == "landed"
+    assert "webhook" in row.channels and "email" in row.channels
+
+
+FLAKY = """
+database: t_flaky
+sources:
+  src: {{format: csv, path: "{source}", options: {{header: true}}}}
+tables:
+  - name: flaky
+    inputs: [src]
+    retries: {{max: 2, delay_s: 3}}
+    sql: SELECT * FROM src
+"""
+
+
+def test_flaky_asset_succeeds_on_its_second_attempt_with_attempt_rows(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    source = tmp_path / "late" / "data.csv"
+    write_spec(tmp_path / "spec", FLAKY.format(source=source))
+    project = load_project(tmp_path / "spec")
+
+    def land_after_first_failure() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            rows = spark.sql(f"SELECT count(*) AS n FROM {settings.log_db}.run_log "
+                             "WHERE asset = 'flaky' AND status = 'RETRY'").first().n
+            if rows:
+                source.parent.mkdir(parents=True, exist_ok=True)
+                source.write_text("id\n1\n2\n")
+                return
+            time.sleep(0.2)
+
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.log_db}")
+    from etl_assets.hive_log import HiveLog
+
+    HiveLog(spark, settings.log_db).ensure_tables()
+    lander = threading.Thread(target=land_after_first_failure, daemon=True)
+    lander.start()
+    result = materialize_project(project, settings, instance, selection=["flaky"])
+    lander.join(timeout=5)
+    assert result.success
+    rows = spark.sql(f"SELECT status, attempt, error_message FROM {settings.log_db}.run_log "
+                     f"WHERE run_id = '{result.run_id}' ORDER BY attempt").collect()
+    assert [(r.status, r.attempt) for r in rows] == [("RETRY", 1), ("SUCCESS", 2)]
+    assert rows[0].error_message and rows[1].error_message is None
+    assert spark.table("t_flaky.flaky").count() == 2
+    assert os.path.exists(source)
