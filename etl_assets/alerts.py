@@ -6,7 +6,8 @@ the `alert_log` Hive table, so the demo works offline.
 
 - webhook: a JSON POST to each URL in `ETL_ASSETS_ALERT_WEBHOOK_URLS` (generic receivers,
   PagerDuty-style event endpoints, chat relays);
-- e-mail: SMTP to `ETL_ASSETS_ALERT_SMTP_TO` through `ETL_ASSETS_ALERT_SMTP_HOST`.
+- e-mail: SMTP to `ETL_ASSETS_ALERT_SMTP_TO` through `ETL_ASSETS_ALERT_SMTP_HOST`;
+- Slack: `ETL_ASSETS_SLACK_TOKEN` + `ETL_ASSETS_SLACK_CHANNEL`, through dagster-slack.
 """
 
 from __future__ import annotations
@@ -90,6 +91,16 @@ def send_email(alert: Alert, settings: AlertSettings, timeout_s: float = 10) -> 
         smtp.send_message(message)
 
 
+def send_slack(alert: Alert, settings: AlertSettings) -> None:
+    """Post the alert to the Slack channel with dagster-slack's client."""
+    from dagster_slack import SlackResource
+
+    client = SlackResource(token=settings.slack_token or "").get_client()
+    if settings.slack_api_url:
+        client.base_url = settings.slack_api_url.rstrip("/") + "/"
+    client.chat_postMessage(channel=settings.slack_channel, text=alert.text())
+
+
 def deliver(alert: Alert, settings: AlertSettings, spark: SparkSession | None) -> list[str]:
     """Send an alert to every configured channel; returns the channels that took it.
 
@@ -110,6 +121,12 @@ def deliver(alert: Alert, settings: AlertSettings, spark: SparkSession | None) -
             delivered.append("email")
         except Exception as err:  # noqa: BLE001
             logger.error("alert e-mail via %s failed: %s", settings.smtp_host, err)
+    if settings.slack_token and settings.slack_channel:
+        try:
+            send_slack(alert, settings)
+            delivered.append("slack")
+        except Exception as err:  # noqa: BLE001
+            logger.error("alert to Slack %s failed: %s", settings.slack_channel, err)
     if spark is not None:
         record_alerts(spark, settings.log_db, [(alert, delivered)])
     return delivered

@@ -181,6 +181,7 @@ def build_source_sensor(project: Project, source: Source) -> dg.SensorDefinition
     @dg.sensor(name=f"{source.name}_arrivals",
                minimum_interval_seconds=source.spec.sensor_interval_s,
                asset_selection=[dg.AssetKey(t) for t in downstream] or None,
+               default_status=dg.DefaultSensorStatus.RUNNING,  # `sensor: true` asked for it
                description=f"New files in {source.resolved_path} load {', '.join(downstream)}")
     def _sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}

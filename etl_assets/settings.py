@@ -76,6 +76,8 @@ class AlertSettings:
     - `ETL_ASSETS_ALERT_WEBHOOK_URLS`: comma-separated URLs that get a JSON POST per alert.
     - `ETL_ASSETS_ALERT_SMTP_HOST`, `..._PORT` (25), `..._FROM`, `..._TO` (comma-separated),
       `..._USER`, `..._PASSWORD`, `..._STARTTLS` (`true`): e-mail.
+    - `ETL_ASSETS_SLACK_TOKEN`, `ETL_ASSETS_SLACK_CHANNEL`: Slack through dagster-slack
+      (`ETL_ASSETS_SLACK_API_URL` points it at another Slack-compatible API).
     - `ETL_ASSETS_UI_URL`: base of links to the Dagster UI (default http://127.0.0.1:3000).
     """
 
@@ -88,6 +90,9 @@ class AlertSettings:
     smtp_user: str | None = None
     smtp_password: str | None = None
     smtp_starttls: bool = False
+    slack_token: str | None = None
+    slack_channel: str | None = None
+    slack_api_url: str | None = None
     ui_url: str = "http://127.0.0.1:3000"
 
 
@@ -111,6 +116,9 @@ def load_alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
         smtp_user=env.get("ETL_ASSETS_ALERT_SMTP_USER") or None,
         smtp_password=env.get("ETL_ASSETS_ALERT_SMTP_PASSWORD") or None,
         smtp_starttls=(env.get("ETL_ASSETS_ALERT_SMTP_STARTTLS") or "").lower() == "true",
+        slack_token=env.get("ETL_ASSETS_SLACK_TOKEN") or None,
+        slack_channel=env.get("ETL_ASSETS_SLACK_CHANNEL") or None,
+        slack_api_url=env.get("ETL_ASSETS_SLACK_API_URL") or None,
         ui_url=(env.get("ETL_ASSETS_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
     )
 

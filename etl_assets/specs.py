@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
@@ -139,6 +139,36 @@ class ScheduleSpec(_Strict):
         return value
 
 
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`90s`, `30m`, `26h`, `2d` as a timedelta.
+
+    Raises:
+        ValueError: Any other form.
+    """
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"duration {text!r} must look like 90s, 30m, 26h or 2d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: float(match.group(1))})
+
+
+class FreshnessSpec(_Strict):
+    """How fresh the table must be: materialized within `max_age` (warn after `warn_after`)."""
+
+    max_age: str
+    warn_after: str | None = None
+
+    @model_validator(mode="after")
+    def _durations(self) -> FreshnessSpec:
+        fail = parse_duration(self.max_age)
+        if self.warn_after is not None and parse_duration(self.warn_after) >= fail:
+            raise ValueError("freshness.warn_after must be shorter than max_age")
+        return self
+
+
 Severity = Literal["WARN", "ERROR"]
 RULES = ("auto", "relative_change", "mad", "zscore", "bounds")
 
@@ -232,6 +262,8 @@ class TableSpec(_Strict):
     incremental: IncrementalSpec | None = None
     retries: RetriesSpec | None = None
     schedule: ScheduleSpec | None = None
+    freshness: FreshnessSpec | None = None
+    auto_materialize: bool = False
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
 

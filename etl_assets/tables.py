@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 from etl_assets import metrics as M
 from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 from etl_assets import writes as W
-from etl_assets.specs import Project, Source, Table, render_template
+from etl_assets.specs import Project, Source, Table, parse_duration, render_template
 from etl_assets.writes import quote
 
 logger = logging.getLogger(__name__)
@@ -408,6 +408,16 @@ def retry_policy(table: Table) -> dg.RetryPolicy | None:
     )
 
 
+def freshness_policy(table: Table) -> dg.FreshnessPolicy | None:
+    """Dagster's freshness policy from the spec: the UI shows when the table is stale."""
+    freshness = table.spec.freshness
+    if freshness is None:
+        return None
+    warn = parse_duration(freshness.warn_after) if freshness.warn_after else None
+    return dg.FreshnessPolicy.time_window(fail_window=parse_duration(freshness.max_age),
+                                          warn_window=warn)
+
+
 def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     deps = []
     windows = table.spec.partitions.input_windows if table.spec.partitions else {}
@@ -444,6 +454,8 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy(table),
+        freshness_policy=freshness_policy(table),
+        automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource

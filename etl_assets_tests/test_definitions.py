@@ -74,3 +74,16 @@ tables:
 
     assert parents("same_day", "2026-03-10") == ["2026-03-10"]
     assert parents("rolling_week", "2026-03-10") == [f"2026-03-{d:02d}" for d in range(4, 11)]
+
+
+def test_retries_freshness_and_automation_come_from_the_specs() -> None:
+    graph = defs.resolve_asset_graph()
+    landed = defs.resolve_assets_def("landed_order_totals")
+    policy = landed.op.retry_policy
+    assert policy.max_retries == 3 and policy.delay == 10
+    assert policy.backoff == dg.Backoff.EXPONENTIAL and policy.jitter == dg.Jitter.PLUS_MINUS
+    final = graph.get(dg.AssetKey("final_output"))
+    assert final.freshness_policy.fail_window.to_timedelta().total_seconds() == 26 * 3600
+    sensors = {s.name for s in defs.sensors}
+    assert {"landed_orders_arrivals", "failed_check_alerts", "run_failure_alerts"} <= sensors
+    assert {s.name for s in defs.schedules} == {"sales_schedule", "daily_sales_schedule"}

@@ -100,10 +100,21 @@ def test_schedules_target_the_closed_partition_and_start_stopped(project) -> Non
 
 class _Hook(BaseHTTPRequestHandler):
     received: list[dict] = []
+    slack: list[dict] = []
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
         length = int(self.headers["Content-Length"])
-        _Hook.received.append(json.loads(self.rfile.read(length)))
+        body = json.loads(self.rfile.read(length))
+        if self.path.endswith("chat.postMessage"):  # the Slack API, as slack_sdk calls it
+            _Hook.slack.append({"auth": self.headers["Authorization"], **body})
+            payload = b'{"ok": true, "channel": "C1", "ts": "1.0"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+            return
+        _Hook.received.append(body)
         self.send_response(204)
         self.end_headers()
 
@@ -123,7 +134,7 @@ class _Mailbox:
 @pytest.fixture()
 def receivers(monkeypatch: pytest.MonkeyPatch):
     """A real HTTP server and a real SMTP server on 127.0.0.1, wired in through the env."""
-    _Hook.received = []
+    _Hook.received, _Hook.slack = [], []
     http = HTTPServer(("127.0.0.1", 0), _Hook)
     threading.Thread(target=http.serve_forever, daemon=True).start()
     mailbox = _Mailbox()
@@ -137,6 +148,9 @@ def receivers(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_PORT", str(port))
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_TO", "oncall@example.com")
+    monkeypatch.setenv("ETL_ASSETS_SLACK_TOKEN", "xoxb-test-token")
+    monkeypatch.setenv("ETL_ASSETS_SLACK_CHANNEL", "#data-alerts")
+    monkeypatch.setenv("ETL_ASSETS_SLACK_API_URL", f"http://127.0.0.1:{http.server_port}/api/")
     yield _Hook.received, mailbox.messages
     http.shutdown()
     smtp.stop()
@@ -158,6 +172,9 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     assert "/assets/landed?view=checks" in hooks[0]["url"]
     assert len(mails) == 1 and b"row_count_anomaly" in mails[0]
     assert b"[etl_assets ERROR]" in mails[0]
+    (slack,) = _Hook.slack
+    assert slack["channel"] == "#data-alerts" and "row_count_anomaly" in slack["text"]
+    assert slack["auth"] == "Bearer xoxb-test-token"
     assert not _tick(sensor, instance, tick.cursor).run_requests  # once per failure
     assert len(hooks) == 1
 
@@ -167,7 +184,7 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     (row,) = spark.sql(f"SELECT * FROM {settings.log_db}.alert_log "
                        f"WHERE alert_id = '{hooks[0]['alert_id']}'").collect()
     assert row.kind == "check_failure" and row.asset == "landed"
-    assert "webhook" in row.channels and "email" in row.channels
+    assert "webhook" in row.channels and "email" in row.channels and "slack" in row.channels
 
 
 FLAKY = """
