@@ -232,3 +232,44 @@ def test_flaky_asset_succeeds_on_its_second_attempt_with_attempt_rows(
     assert rows[0].error_message and rows[1].error_message is None
     assert spark.table("t_flaky.flaky").count() == 2
     assert os.path.exists(source)
+
+
+def test_run_failure_sensor_alerts_and_the_alert_job_fills_missing_failed_rows(
+    spark: SparkSession, settings, tmp_path: Path, instance, receivers
+) -> None:
+    from etl_assets.sensors import run_failure_alerts
+
+    hooks, _ = receivers
+    write_spec(tmp_path / "spec", FLAKY.format(source=tmp_path / "never" / "there.csv")
+               .replace("retries: {max: 2, delay_s: 3}", "retries: {max: 0}"))
+    failed = materialize_project(load_project(tmp_path / "spec"), settings, instance,
+                                 selection=["flaky"], raise_on_error=False)
+    assert not failed.success
+    run = instance.get_run_by_id(failed.run_id)
+    failure = [e for e in instance.all_logs(failed.run_id)
+               if e.dagster_event and e.dagster_event.event_type_value == "PIPELINE_FAILURE"][0]
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_instance=instance, dagster_run=run,
+        dagster_event=failure.dagster_event).for_run_failure()
+    request = run_failure_alerts(context)
+    assert isinstance(request, dg.RunRequest)
+    assert len(hooks) == 1 and hooks[0]["kind"] == "run_failure"
+    assert hooks[0]["url"].endswith(f"/runs/{failed.run_id}")
+
+    # The failed run already has the FAILED row its asset wrote: the alert job adds none.
+    assert alerts_job.execute_in_process(
+        run_config=request.run_config, resources=build_resources(settings),
+        instance=instance).success
+    # A run that died before its asset could log: the alert job writes the FAILED row.
+    config = request.run_config["ops"]["record_alerts"]["config"]
+    config = {**config, "failed_run_id": "dead-run", "failed_assets": ["flaky"]}
+    result = alerts_job.execute_in_process(
+        run_config={"ops": {"record_alerts": {"config": config}}},
+        resources=build_resources(settings), instance=instance)
+    assert result.success
+    row = spark.sql(f"SELECT status, error_message FROM {settings.log_db}.run_log "
+                    "WHERE run_id = 'dead-run'").first()
+    assert row.status == "FAILED" and row.error_message
+    rows = spark.sql(f"SELECT count(*) AS n FROM {settings.log_db}.run_log "
+                     f"WHERE run_id = '{failed.run_id}'").first().n
+    assert rows == 1
