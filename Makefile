@@ -4,9 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 export ETL_ASSETS_HOME ?= $(CURDIR)/.etl_home
-export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
+export ETL_PROFILE ?= embedded
 
-.PHONY: install dagster-home demo test ui status clean
+# The embedded profile keeps Dagster's SQLite storage in $ETL_ASSETS_HOME/dagster. The cluster
+# profile (`make cluster-up`, then `ETL_PROFILE=cluster make demo`) uses PostgreSQL, with the
+# connection settings that `cluster-up` wrote to cluster.env (shell and make syntax both).
+ifeq ($(ETL_PROFILE),cluster)
+export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster-cluster
+INSTANCE_YAML := dagster-cluster.yaml
+-include $(ETL_ASSETS_HOME)/cluster/cluster.env
+else
+export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
+INSTANCE_YAML := dagster.yaml
+endif
+
+.PHONY: install dagster-home demo test ui status clean cluster-up cluster-down cluster-status
 
 # Re-install only when the project's dependencies change.
 $(BIN)/.installed: pyproject.toml
@@ -20,7 +32,7 @@ install: $(BIN)/.installed
 # The instance config is the top-level dagster.yaml; storage lands under ETL_ASSETS_HOME.
 dagster-home:
 	mkdir -p "$(DAGSTER_HOME)"
-	ln -sf "$(CURDIR)/dagster.yaml" "$(DAGSTER_HOME)/dagster.yaml"
+	ln -sf "$(CURDIR)/$(INSTANCE_YAML)" "$(DAGSTER_HOME)/dagster.yaml"
 
 # Every unpartitioned table (and its checks), then the daily table's first quarter as one
 # single-run backfill (one run, one Spark job for all 90 days).
@@ -41,5 +53,16 @@ ui: install dagster-home
 status: install
 	$(BIN)/etl-assets status
 
-clean:
+# PostgreSQL, a Spark master and worker, and the Spark Thrift Server on 127.0.0.1, with their
+# state under $(ETL_ASSETS_HOME)/cluster. Both are idempotent.
+cluster-up: install
+	$(BIN)/etl-assets cluster up
+
+cluster-down: install
+	$(BIN)/etl-assets cluster down
+
+cluster-status: install
+	$(BIN)/etl-assets cluster status
+
+clean: cluster-down
 	rm -rf .etl_home

@@ -2,6 +2,7 @@
 
     etl-assets status            latest load of every table
     etl-assets sql "SELECT ..."  any Spark SQL query, as a table or JSON lines (--json)
+    etl-assets cluster up|down|status   the cluster profile's servers (etl_assets.cluster)
 
 Uses the same settings as the assets (ETL_ASSETS_HOME, SPARK_MASTER, ...), so nobody needs to
 know the Derby settings to look at their own tables.
@@ -88,10 +89,16 @@ def print_frame(frame: DataFrame, out: TextIO, as_json: bool, limit: int) -> int
 
 def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -> int:
     """Entry point of the `etl-assets` console script; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["cluster"]:
+        from etl_assets.cluster import main as cluster_main
+
+        return cluster_main(argv[1:])
     parser = argparse.ArgumentParser(prog="etl-assets", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     status = sub.add_parser("status", help="latest load of every table")
     status.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+    sub.add_parser("cluster", help="start/stop the cluster profile's servers: up|down|status")
     sql = sub.add_parser("sql", help="run a Spark SQL query against the project's metastore")
     sql.add_argument("query")
     sql.add_argument("--json", action="store_true", help="JSON lines instead of a table")

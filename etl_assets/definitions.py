@@ -38,7 +38,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """Everything Dagster loads: assets from the specs, resources and executor by profile.
 
     The embedded profile runs steps in-process: Derby admits one process, and Spark's start-up
-    is then paid once per run, not once per asset.
+    is then paid once per run, not once per asset. The cluster profile runs steps in parallel
+    processes (each its own Spark application on the cluster), up to
+    `ETL_ASSETS_MAX_CONCURRENT_STEPS` at once.
     """
     settings = settings or load_settings()
     project = load_project(
@@ -51,8 +53,17 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         sensors=build_sensors(project),
         jobs=[alerts_job],
         resources=build_resources(settings),
-        executor=dg.in_process_executor,
+        executor=build_executor(settings),
     )
+
+
+def build_executor(settings: Settings) -> dg.ExecutorDefinition:
+    """In-process (embedded) or multiprocess (cluster) execution of a run's steps."""
+    if settings.executor == "multiprocess":
+        return dg.multiprocess_executor.configured(
+            {"max_concurrent": settings.max_concurrent_steps}
+        )
+    return dg.in_process_executor
 
 
 defs = build_definitions()

@@ -5,9 +5,21 @@ Every environment variable the project reads is read here, so the rest of the co
 
 - `ETL_ASSETS_HOME`: folder holding all embedded state (Derby metastore, warehouse, Dagster
   storage). Default: `.etl_home` beside the package's source tree (git-ignored).
-- `ETL_PROFILE`: `embedded` (default: local Spark, Derby, SQLite, in-process executor).
-- `SPARK_MASTER`: Spark master URL (default `local[*]`).
+- `ETL_PROFILE`: `embedded` (default: local Spark, Derby, SQLite, in-process executor) or
+  `cluster` (Spark standalone, PostgreSQL metastore and Dagster storage, multiprocess executor).
+  The cluster profile takes its defaults from `<home>/cluster/cluster.env`, written by
+  `etl-assets cluster up`; variables set in the environment win over the file.
+- `SPARK_MASTER`: Spark master URL (default `local[*]`; `spark://host:7077`, `yarn` or
+  `k8s://https://host:443` are the same setting).
 - `ETL_ASSETS_METASTORE_URI`: a remote Hive metastore (`thrift://host:9083`); replaces Derby.
+- `ETL_ASSETS_METASTORE_JDBC_URL` (+ `_USER`, `_PASSWORD`): a metastore database reached over
+  JDBC (`jdbc:postgresql://host:5432/metastore`); replaces Derby. `ETL_ASSETS_JDBC_DRIVER_JAR`
+  is its driver (default `/usr/share/java/postgresql.jar`, Debian's libpostgresql-jdbc-java).
+- `ETL_ASSETS_EXECUTOR`: `in_process` (embedded default) or `multiprocess` (cluster default),
+  `ETL_ASSETS_MAX_CONCURRENT_STEPS` (2) bounds the latter.
+- `ETL_ASSETS_SPARK_CORES_MAX` (2), `ETL_ASSETS_EXECUTOR_MEMORY` (1g): each run's share of a
+  Spark cluster; `ETL_ASSETS_WORKER_CORES` (6), `ETL_ASSETS_WORKER_MEMORY` (8g): the worker
+  that `etl-assets cluster up` starts.
 - `ETL_ASSETS_WAREHOUSE_DIR`: the Spark SQL warehouse (default `<home>/warehouse`).
 - `ETL_ASSETS_LOG_DB`: the Hive database of the log tables (default `etl_log`).
 - `ETL_ASSETS_PIPELINES`: folder of table specs (default: the package's `pipelines/`).
@@ -30,7 +42,9 @@ import yaml
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_HOME = PACKAGE_DIR.parent / ".etl_home"
 DEFAULT_PIPELINES = PACKAGE_DIR / "pipelines"
-PROFILES = ("embedded",)
+PROFILES = ("embedded", "cluster")
+CLUSTER_ENV_FILE = "cluster.env"
+JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
 DEFAULT_ENVIRONMENTS = PACKAGE_DIR / "environments.yaml"
 
 
@@ -136,6 +150,17 @@ class Settings:
     pipelines_dir: Path
     shuffle_partitions: int
     environment: Environment = field(default_factory=Environment)
+    metastore_jdbc_url: str | None = None
+    metastore_user: str | None = None
+    metastore_password: str | None = None
+    jdbc_driver_jar: str = JDBC_DRIVER_JAR
+    executor: str = "in_process"
+    max_concurrent_steps: int = 2
+    spark_cores_max: int = 2
+    executor_memory: str = "1g"
+    worker_cores: int = 6
+    worker_memory: str = "8g"
+    thrift_port: int = 10000
 
     @property
     def dagster_home(self) -> Path:
@@ -153,14 +178,18 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         ValueError: On an unknown profile or a non-integer shuffle partition count, naming the
             variable and the accepted values.
     """
-    env = os.environ if environ is None else environ
+    env = dict(os.environ if environ is None else environ)
     home = Path(env.get("ETL_ASSETS_HOME") or DEFAULT_HOME).expanduser().resolve()
     profile = env.get("ETL_PROFILE") or "embedded"
     if profile not in PROFILES:
         raise ValueError(f"ETL_PROFILE={profile!r} is not a known profile; use one of {PROFILES}")
-    shuffle = env.get("ETL_ASSETS_SHUFFLE_PARTITIONS") or "4"
-    if not shuffle.isdigit() or int(shuffle) < 1:
-        raise ValueError(f"ETL_ASSETS_SHUFFLE_PARTITIONS={shuffle!r} must be a positive integer")
+    if profile == "cluster":
+        env = {**read_env_file(home / "cluster" / CLUSTER_ENV_FILE), **env}
+    shuffle = _positive(env, "ETL_ASSETS_SHUFFLE_PARTITIONS", 4)
+    executor = env.get("ETL_ASSETS_EXECUTOR") or (
+        "multiprocess" if profile == "cluster" else "in_process")
+    if executor not in ("in_process", "multiprocess"):
+        raise ValueError(f"ETL_ASSETS_EXECUTOR={executor!r}: use in_process or multiprocess")
     environments = Path(env.get("ETL_ASSETS_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS)
     environment = load_environment(env.get("ETL_ENV") or "dev", environments)
     return Settings(
@@ -171,6 +200,37 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
         log_db=environment.database(env.get("ETL_ASSETS_LOG_DB") or "etl_log"),
         pipelines_dir=Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve(),
-        shuffle_partitions=int(shuffle),
+        shuffle_partitions=shuffle,
         environment=environment,
+        metastore_jdbc_url=env.get("ETL_ASSETS_METASTORE_JDBC_URL") or None,
+        metastore_user=env.get("ETL_ASSETS_METASTORE_USER") or None,
+        metastore_password=env.get("ETL_ASSETS_METASTORE_PASSWORD") or None,
+        jdbc_driver_jar=env.get("ETL_ASSETS_JDBC_DRIVER_JAR") or JDBC_DRIVER_JAR,
+        executor=executor,
+        max_concurrent_steps=_positive(env, "ETL_ASSETS_MAX_CONCURRENT_STEPS", 2),
+        spark_cores_max=_positive(env, "ETL_ASSETS_SPARK_CORES_MAX", 2),
+        executor_memory=env.get("ETL_ASSETS_EXECUTOR_MEMORY") or "1g",
+        worker_cores=_positive(env, "ETL_ASSETS_WORKER_CORES", 6),
+        worker_memory=env.get("ETL_ASSETS_WORKER_MEMORY") or "8g",
+        thrift_port=_positive(env, "ETL_ASSETS_THRIFT_PORT", 10000),
     )
+
+
+def _positive(env: dict[str, str], name: str, default: int) -> int:
+    value = env.get(name) or str(default)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """`export KEY=value` lines of `cluster.env` (valid shell and make syntax)."""
+    if not path.exists():
+        return {}
+    values = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.removeprefix("export ").partition("=")
+            values[key.strip()] = value.strip()
+    return values

@@ -7,6 +7,7 @@ own tables.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from dagster_pyspark import LazyPySparkResource
@@ -44,12 +45,53 @@ def spark_config(settings: Settings) -> dict[str, Any]:
         # Hive's own warehouse setting, so tables created through Hive DDL land beside Spark's.
         "spark.hadoop.hive.metastore.warehouse.dir": settings.warehouse_dir,
     }
-    conf.update(settings.environment.spark)
+    if settings.spark_master.startswith("spark://"):
+        conf.update(standalone_config(settings))
     if settings.metastore_uri:
         conf["spark.hadoop.hive.metastore.uris"] = settings.metastore_uri
+    elif settings.metastore_jdbc_url:
+        conf.update(jdbc_metastore_config(settings))
     else:
         url = f"jdbc:derby:;databaseName={home / 'metastore_db'};create=true"
         conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = url
+    conf.update(settings.environment.spark)
+    return conf
+
+
+def standalone_config(settings: Settings) -> dict[str, str]:
+    """One run's share of a Spark standalone cluster, with the driver on loopback."""
+    return {
+        "spark.cores.max": str(settings.spark_cores_max),
+        "spark.executor.memory": settings.executor_memory,
+        "spark.driver.host": "127.0.0.1",
+        "spark.driver.bindAddress": "127.0.0.1",
+        # Executors run Python (if a spec ever needs it) with the driver's interpreter.
+        "spark.pyspark.python": sys.executable,
+    }
+
+
+def jdbc_metastore_config(settings: Settings) -> dict[str, str]:
+    """Hive metastore in a database over JDBC (PostgreSQL in the cluster profile).
+
+    `datanucleus.schema.autoCreateAll=true` hangs against PostgreSQL; creating tables and
+    columns (not constraints) on first use, without schema verification, works. The JDBC
+    driver must be on the driver's class path when its JVM starts, hence extraClassPath.
+    """
+    prefix = "spark.hadoop."
+    conf = {
+        "spark.driver.extraClassPath": settings.jdbc_driver_jar,
+        prefix + "javax.jdo.option.ConnectionURL": settings.metastore_jdbc_url or "",
+        prefix + "javax.jdo.option.ConnectionDriverName": "org.postgresql.Driver",
+        prefix + "datanucleus.schema.autoCreateAll": "false",
+        prefix + "datanucleus.schema.autoCreateTables": "true",
+        prefix + "datanucleus.schema.autoCreateColumns": "true",
+        prefix + "datanucleus.schema.autoCreateConstraints": "false",
+        prefix + "hive.metastore.schema.verification": "false",
+    }
+    if settings.metastore_user:
+        conf[prefix + "javax.jdo.option.ConnectionUserName"] = settings.metastore_user
+    if settings.metastore_password:
+        conf[prefix + "javax.jdo.option.ConnectionPassword"] = settings.metastore_password
     return conf
 
 

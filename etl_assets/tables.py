@@ -431,6 +431,11 @@ def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     return deps
 
 
+def table_pool(table: Table) -> str:
+    """The Dagster concurrency pool of a table's writes: its qualified Hive name."""
+    return f"table:{table.qualified_name}"
+
+
 def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     """One Hive table as a Dagster asset; its inputs become its upstream dependencies.
 
@@ -456,6 +461,9 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
         retry_policy=retry_policy(table),
         freshness_policy=freshness_policy(table),
         automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
+        # One writer per table: runs that materialize the same table wait for each other's
+        # step (the instance's `concurrency: pools` limit), other tables run alongside.
+        pool=table_pool(table),
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
