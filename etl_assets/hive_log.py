@@ -17,6 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.metrics import to_log_values
+from etl_assets.writes import append_rows
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ class HiveLog:
         frame = self.spark.createDataFrame(
             [tuple(row.get(f.name) for f in schema) for row in rows], schema
         )
-        frame.select(*[f"`{c}`" for c in table_columns]).write.insertInto(self.table(name))
+        append_rows(self.spark, self.table(name),
+                    frame.select(*[f"`{c}`" for c in table_columns]), "log_date")
 
     def write_load(self, record: RunRecord, metrics: Mapping[str, Any] | None = None) -> None:
         """Append one load: its `run_log` row and, if given, its metrics to `metric_log`."""

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from pyspark.sql import SparkSession
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 logger = logging.getLogger(__name__)
@@ -328,6 +329,43 @@ def append_files(
             )
         _move_files(spark, location, table_info(spark, qualified)["Location"])
     spark.catalog.refreshTable(qualified)
+
+
+def append_rows(spark: SparkSession, qualified: str, frame: DataFrame,
+                partition_column: str) -> None:
+    """Append rows to an existing table partitioned by one column, safely beside other writers.
+
+    `DataFrameWriter.insertInto` stages every job's files in one `_temporary` folder under the
+    table's folder, shared by all writers: on the cluster profile, two runs logging at once
+    made one job's commit delete the other's files (FileNotFoundException). Here each append
+    writes to a folder of its own (`_appends/<id>`, which readers skip), renames its files into
+    the partition folders under new unique names (one atomic rename each), and registers the
+    partitions that are new.
+    """
+    location = table_info(spark, qualified)["Location"].rstrip("/")
+    staging = f"{location}/_appends/{uuid.uuid4().hex}"
+    try:
+        frame.write.partitionBy(partition_column).parquet(staging)
+        for partition in written_partitions(spark, staging, [partition_column]):
+            if _has_partition(spark, qualified, partition.spec):
+                _move_files(spark, partition.path,
+                            table_info(spark, qualified, partition.spec)["Location"])
+                continue
+            target = f"{location}/{partition.path.rstrip('/').rsplit('/', 1)[-1]}"
+            _move_files(spark, partition.path, target)
+            try:
+                spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION "
+                          f"({partition.spec}) LOCATION {_literal(target)}")
+            except AnalysisException:
+                if not _has_partition(spark, qualified, partition.spec):
+                    raise  # not the race with another writer adding the same partition
+    finally:
+        delete_path(spark, staging)
+    spark.catalog.refreshTable(qualified)
+
+
+def _has_partition(spark: SparkSession, qualified: str, spec: str) -> bool:
+    return bool(spark.sql(f"SHOW PARTITIONS {qualified} PARTITION ({spec})").take(1))
 
 
 def _move_files(spark: SparkSession, source: str, target: str) -> None:
