@@ -26,6 +26,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -224,6 +225,7 @@ def pg_data_parent(cluster: Cluster, owner: str | None) -> Path:
 
 
 def pg_running(bindir: Path, data: Path, owner: str | None) -> bool:
+    data = data.resolve()  # the postgres user may not pass through the link's folder
     if not (data / "PG_VERSION").exists():
         return False
     return run([str(bindir / "pg_ctl"), "-D", str(data), "status"], user=owner,
@@ -358,7 +360,8 @@ def beeline(settings: Settings, sql: str, *, port: int | None = None) -> str:
     proc = run(cmd, env={**os.environ, "SPARK_HOME": str(SPARK_HOME)}, check=False)
     if proc.returncode != 0 or "Error:" in proc.stdout + proc.stderr:
         raise ClusterError(f"beeline failed: {proc.stdout[-1500:]}{proc.stderr[-1500:]}")
-    return proc.stdout
+    # beeline echoes its prompt ("0: jdbc:hive2://...> ") before each statement's output.
+    return re.sub(r"(?m)^\d+: jdbc:hive2://\S+> ", "", proc.stdout)
 
 
 # --- The whole cluster ------------------------------------------------------------------------
