@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import requests
 
+from etl_assets.cluster import free_port
 from etl_assets.definitions import build_assets, build_checks, build_resources
 from etl_assets.settings import Settings
 from etl_assets.specs import Project
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 
 
 def materialize_project(
@@ -55,3 +68,110 @@ def execute_checks_only(
     return defs.resolve_job_def("checks_only").execute_in_process(
         instance=instance, raise_on_error=False
     )
+
+
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}"""
+
+RUN = """
+query Run($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run { status startTime endTime stepStats { stepKey status startTime endTime } }
+  }
+}"""
+
+LOGS = """
+query Logs($runId: ID!) {
+  logsForRun(runId: $runId) {
+    ... on EventConnection { events { __typename ... on MessageEvent { message } } }
+  }
+}"""
+
+LOCATIONS = """
+{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"""
+
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+
+
+@dataclass
+class DagsterDev:
+    url: str
+    location: str
+
+    def gql(self, query: str, **variables: object) -> dict:
+        resp = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables},
+                             timeout=60)
+        resp.raise_for_status()
+        body = resp.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def launch(self, *assets: str) -> str:
+        params = {"selector": {"repositoryLocationName": self.location,
+                               "repositoryName": "__repository__", "jobName": "__ASSET_JOB",
+                               "assetSelection": [{"path": [a]} for a in assets]},
+                  "mode": "default", "runConfigData": {}}
+        result = self.gql(LAUNCH, params=params)["launchRun"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        return result["run"]["runId"]
+
+    def run(self, run_id: str) -> dict:
+        return self.gql(RUN, runId=run_id)["runOrError"]
+
+    def wait(self, run_ids: list[str], timeout_s: float = 600) -> dict[str, dict]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            runs = {run_id: self.run(run_id) for run_id in run_ids}
+            if all(r["status"] in FINISHED for r in runs.values()):
+                return runs
+            time.sleep(2)
+        raise AssertionError(f"runs not finished after {timeout_s} s: {runs}")
+
+    def messages(self, run_id: str) -> list[str]:
+        events = self.gql(LOGS, runId=run_id)["logsForRun"]["events"]
+        return [e.get("message") or "" for e in events]
+
+
+@contextmanager
+def run_dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
+    """`dagster dev` (webserver, daemon, code server) on a free port until the block ends."""
+    port = free_port()
+    with log_path.open("w") as log:
+        proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-m", "etl_assets.definitions",
+                                 "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            dev = DagsterDev(f"http://127.0.0.1:{port}", "")
+            deadline = time.monotonic() + 240
+            while not dev.location:
+                assert proc.poll() is None, log_path.read_text()[-3000:]
+                assert time.monotonic() < deadline, "dagster dev did not load the code location"
+                try:
+                    entries = dev.gql(LOCATIONS)["workspaceOrError"]["locationEntries"]
+                    loaded = [e["name"] for e in entries if e["loadStatus"] == "LOADED"]
+                    dev.location = loaded[0] if loaded else ""
+                except requests.RequestException:
+                    pass
+                time.sleep(1)
+            yield dev
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two (start, end) intervals overlap."""
+    return a[0] < b[1] and b[0] < a[1]

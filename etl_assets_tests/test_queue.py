@@ -1,0 +1,34 @@
+"""The embedded profile queues runs one at a time (Derby admits one process), and they all succeed.
+
+The same four runs as on the cluster profile (two assets, each twice), launched at once
+through `dagster dev`'s GraphQL API on a home of their own, as the UI's "Materialize" does.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from etl_assets_tests.helpers import ROOT, overlap, run_dagster_dev
+
+
+def test_four_runs_launched_at_once_queue_and_all_succeed(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    (dagster_home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
+    (tmp_path / "landing" / "orders").mkdir(parents=True)  # nothing lands: the sensor stays quiet
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("ETL_", "SPARK_", "DAGSTER_"))}
+    env.update({"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
+                "ETL_ASSETS_LANDING": str(tmp_path / "landing")})
+
+    with run_dagster_dev(env, tmp_path / "dagster_dev.log") as dev:
+        assets = ["clean_orders", "customers_dim", "clean_orders", "customers_dim"]
+        run_ids = [dev.launch(asset) for asset in assets]
+        runs = dev.wait(run_ids)
+
+    assert [runs[r]["status"] for r in run_ids] == ["SUCCESS"] * 4, runs
+    windows = sorted((runs[r]["startTime"], runs[r]["endTime"]) for r in run_ids)
+    for earlier, later in zip(windows, windows[1:]):
+        assert not overlap(earlier, later), windows  # one after another
