@@ -18,7 +18,7 @@ export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
 INSTANCE_YAML := dagster.yaml
 endif
 
-.PHONY: install dagster-home demo test ui status clean cluster-up cluster-down cluster-status
+.PHONY: install dagster-home demo test bench ui status clean cluster-up cluster-down cluster-status
 
 # Re-install only when the project's dependencies change.
 $(BIN)/.installed: pyproject.toml
@@ -46,6 +46,13 @@ demo: install dagster-home
 
 test: install
 	$(BIN)/python -m pytest
+
+# End to end against a hand-written job (1M order rows by default: a few minutes), then the
+# checks' cost against history length. BENCH_SIZES=1M,10M,50M for the full scale run.
+BENCH_SIZES ?= 1M
+bench: install
+	$(BIN)/python bench/e2e.py --sizes $(BENCH_SIZES)
+	$(BIN)/python bench/check_latency.py
 
 ui: install dagster-home
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
