@@ -13,7 +13,7 @@ one fresh home per size):
       `etl_log` rows and the default checks.
 
 Reported per variant: wall time (best of `--rounds`), peak RSS of the driver JVM and of the
-Python process (psutil, sampled every 0.2 s), SparkContext starts and Spark jobs (from Spark's
+variant's own Python process, the Dagster process for (c) (psutil, sampled every 0.2 s), SparkContext starts and Spark jobs (from Spark's
 event logs, one file per SparkContext). Then the ratios c/a and b/a per size, and time ratios
 between sizes (linearity).
 
@@ -172,6 +172,7 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     events.mkdir(parents=True)
     env = {**env, "PYSPARK_SUBMIT_ARGS": (
         f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{events} "
+        "--conf spark.eventLog.compress=false --conf spark.eventLog.rolling.enabled=false "
         "pyspark-shell")}
     peak = {"jvm": 0, "python": 0}
     started = time.perf_counter()
@@ -183,23 +184,22 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     root = psutil.Process(proc.pid)
     while proc.poll() is None:
         try:
-            family = [root, *root.children(recursive=True)]
+            peak["python"] = max(peak["python"], root.memory_info().rss)
+            children = root.children(recursive=True)
         except psutil.NoSuchProcess:
             break
-        usage = {"jvm": 0, "python": 0}
-        for p in family:
+        for child in children:  # the driver JVM (local mode: executors inside it)
             try:
-                kind = "jvm" if p.name() == "java" else "python"
-                usage[kind] += p.memory_info().rss
+                if child.name() == "java":
+                    peak["jvm"] = max(peak["jvm"], child.memory_info().rss)
             except psutil.NoSuchProcess:
                 pass
-        peak = {k: max(peak[k], usage[k]) for k in peak}
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
     reader.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{''.join(output)[-4000:]}")
-    logs = [f for f in events.iterdir() if f.is_file()]
+    logs = [f for f in events.rglob("*") if f.is_file() and not f.name.startswith(".")]
     jobs = sum(line.count('"Event":"SparkListenerJobStart"')
                for f in logs for line in f.read_text(errors="replace").splitlines())
     return {"s": elapsed, "jvm_mb": peak["jvm"] / 2**20, "python_mb": peak["python"] / 2**20,
