@@ -26,7 +26,7 @@ from pyspark.sql import types as T
 
 from etl_assets.hive_log import HiveLog
 from etl_assets.settings import AlertSettings
-from etl_assets.writes import append_rows
+from etl_assets.writes import append_records
 
 logger = logging.getLogger(__name__)
 
@@ -145,4 +145,4 @@ def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, li
     now = datetime.now(timezone.utc)
     rows = [(a.alert_id, a.kind, a.severity, a.asset, a.run_id, a.title, a.message, a.url,
              ",".join(channels), now, now.date()) for a, channels in alerts]
-    append_rows(spark, table, spark.createDataFrame(rows, ALERT_SCHEMA), "log_date")
+    append_records(spark, table, ALERT_SCHEMA, rows, "log_date")

@@ -17,7 +17,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.metrics import to_log_values
-from etl_assets.writes import append_rows
+from etl_assets.writes import append_records
 
 logger = logging.getLogger(__name__)
 
@@ -187,12 +187,8 @@ class HiveLog:
             return
         self.ensure_tables()
         schema = LOG_SCHEMAS[name]
-        table_columns = [f.name for f in self.spark.table(self.table(name)).schema]
-        frame = self.spark.createDataFrame(
-            [tuple(row.get(f.name) for f in schema) for row in rows], schema
-        )
-        append_rows(self.spark, self.table(name),
-                    frame.select(*[f"`{c}`" for c in table_columns]), "log_date")
+        append_records(self.spark, self.table(name), schema,
+                       [tuple(row.get(f.name) for f in schema) for row in rows], "log_date")
 
     def write_load(self, record: RunRecord, metrics: Mapping[str, Any] | None = None) -> None:
         """Append one load: its `run_log` row and, if given, its metrics to `metric_log`."""
