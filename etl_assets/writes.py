@@ -358,26 +358,24 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
         by_partition.setdefault(row[index], []).append(row)
     location = table_info(spark, qualified)["Location"].rstrip("/")
     fs, _ = hadoop_fs(spark, location)
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem has no Python binding
+    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: SLF001
     with tempfile.TemporaryDirectory(prefix="etl_assets_append_") as local:
         for value, part_rows in by_partition.items():
             columns = {
                 field.name: [r[position] for r in part_rows]
                 for position, field in enumerate(schema) if field.name != partition_column
             }
-            name = f"part-{uuid.uuid4().hex}.parquet"
-            local_file = os.path.join(local, name)
+            local_file = os.path.join(local, f"part-{uuid.uuid4().hex}.parquet")
             pq.write_table(pa.table(columns, schema=arrow_schema), local_file)
-            staged = jvm.org.apache.hadoop.fs.Path(f"{location}/_appends/{name}")
-            fs.copyFromLocalFile(True, True, jvm.org.apache.hadoop.fs.Path(f"file://{local_file}"),
-                                 staged)
+            staged = f"{location}/_appends/{uuid.uuid4().hex}"
+            fs.copyFromLocalFile(True, True, hadoop_path(f"file://{local_file}"),
+                                 hadoop_path(f"{staged}/{os.path.basename(local_file)}"))
             spec = f"{quote(partition_column)}={_literal(str(value))}"
             known = _has_partition(spark, qualified, spec)
             folder = (table_info(spark, qualified, spec)["Location"] if known
                       else f"{location}/{partition_column}={value}")
-            fs.mkdirs(jvm.org.apache.hadoop.fs.Path(folder))
-            if not fs.rename(staged, jvm.org.apache.hadoop.fs.Path(f"{folder}/{name}")):
-                raise OSError(f"could not move {staged} into {folder}")
+            _move_files(spark, staged, folder)
+            delete_path(spark, staged)
             if not known:
                 try:
                     spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION ({spec}) "

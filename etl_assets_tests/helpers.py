@@ -141,6 +141,13 @@ class DagsterDev:
         return [e.get("message") or "" for e in events]
 
 
+def clean_env(**values: str) -> dict[str, str]:
+    """This process's environment without project, Spark or Dagster settings, plus `values`."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("ETL_", "SPARK_", "DAGSTER_"))}
+    return {**env, **values}
+
+
 @contextmanager
 def run_dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
     """`dagster dev` (webserver, daemon, code server) on a free port until the block ends."""

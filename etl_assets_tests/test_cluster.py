@@ -35,6 +35,7 @@ from etl_assets_tests.helpers import (
     FINISHED,
     ROOT,
     DagsterDev,
+    clean_env,
     overlap,
     run_dagster_dev,
 )
@@ -104,10 +105,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
     (home / "fault_data").mkdir()
     write_slow_input(home, rows=20, sleep_ms=0)
     (home / "landing" / "orders").mkdir(parents=True)  # nothing lands: the sensor stays quiet
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ETL_", "SPARK_", "DAGSTER_"))}
-    env.update({"ETL_ASSETS_HOME": str(home), "ETL_ASSETS_PIPELINES": str(pipelines),
-                "ETL_ASSETS_LANDING": str(home / "landing")})
+    env = clean_env(ETL_ASSETS_HOME=str(home), ETL_ASSETS_PIPELINES=str(pipelines),
+                    ETL_ASSETS_LANDING=str(home / "landing"))
     try:
         up = subprocess.run([str(BIN / "etl-assets"), "cluster", "up"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=900)

@@ -6,10 +6,9 @@ through `dagster dev`'s GraphQL API on a home of their own, as the UI's "Materia
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from etl_assets_tests.helpers import ROOT, overlap, run_dagster_dev
+from etl_assets_tests.helpers import ROOT, clean_env, overlap, run_dagster_dev
 
 
 def test_four_runs_launched_at_once_queue_and_all_succeed(tmp_path: Path) -> None:
@@ -18,10 +17,8 @@ def test_four_runs_launched_at_once_queue_and_all_succeed(tmp_path: Path) -> Non
     dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
     (tmp_path / "landing" / "orders").mkdir(parents=True)  # nothing lands: the sensor stays quiet
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("ETL_", "SPARK_", "DAGSTER_"))}
-    env.update({"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
-                "ETL_ASSETS_LANDING": str(tmp_path / "landing")})
+    env = clean_env(ETL_ASSETS_HOME=str(home), DAGSTER_HOME=str(dagster_home),
+                    ETL_ASSETS_LANDING=str(tmp_path / "landing"))
 
     with run_dagster_dev(env, tmp_path / "dagster_dev.log") as dev:
         assets = ["clean_orders", "customers_dim", "clean_orders", "customers_dim"]
