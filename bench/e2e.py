@@ -13,8 +13,9 @@ one fresh home per size):
       `etl_log` rows and the default checks.
 
 Reported per variant: wall time (best of `--rounds`), peak RSS of the driver JVM and of the
-variant's own Python process, the Dagster process for (c) (psutil, sampled every 0.2 s), SparkContext starts and Spark jobs (from Spark's
-event logs, one file per SparkContext). Then the ratios c/a and b/a per size, and time ratios
+variant's own Python process, the Dagster process for (c) (psutil, sampled every 0.2 s), the
+driver's peak live heap (heap in use after a collection, from the JVM's GC log), SparkContext
+starts and Spark jobs (from Spark's event logs, one file per SparkContext). Then the ratios c/a and b/a per size, and time ratios
 between sizes (linearity).
 
 Usage: .venv/bin/python bench/e2e.py [--sizes 1M,10M,50M] [--rounds 2]
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -173,7 +175,11 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     env = {**env, "PYSPARK_SUBMIT_ARGS": (
         f"--conf spark.eventLog.enabled=true --conf spark.eventLog.dir=file://{events} "
         "--conf spark.eventLog.compress=false --conf spark.eventLog.rolling.enabled=false "
-        "pyspark-shell")}
+        "pyspark-shell"),
+        # Every JVM's GC log (%p: one file per process): the heap still in use after each
+        # collection, which is what the driver holds on to, unlike RSS, which grows with the
+        # heap the JVM has committed up to spark.driver.memory whatever the job keeps.
+        "JAVA_TOOL_OPTIONS": f"-Xlog:gc:file={events}/.gc_%p.log"}
     peak = {"jvm": 0, "python": 0}
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -203,7 +209,17 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     jobs = sum(line.count('"Event":"SparkListenerJobStart"')
                for f in logs for line in f.read_text(errors="replace").splitlines())
     return {"s": elapsed, "jvm_mb": peak["jvm"] / 2**20, "python_mb": peak["python"] / 2**20,
-            "spark_starts": len(logs), "jobs": jobs}
+            "live_heap_mb": live_heap_mb(events), "spark_starts": len(logs), "jobs": jobs}
+
+
+GC_PAUSE = re.compile(r"Pause .* (\d+)M->(\d+)M\(\d+M\)")
+
+
+def live_heap_mb(events: Path) -> float:
+    """Peak heap in use right after a collection, over every JVM's GC log (unified logging)."""
+    after = [int(m.group(2)) for f in events.glob(".gc_*.log")
+             for m in GC_PAUSE.finditer(f.read_text(errors="replace"))]
+    return float(max(after, default=0))
 
 
 def run_size(rows: int, rounds: int, scratch: Path) -> dict[str, dict[str, float]]:
@@ -230,7 +246,7 @@ def run_size(rows: int, rounds: int, scratch: Path) -> dict[str, dict[str, float
         for variant, cmd in commands.items():
             result = measure(cmd, env, scratch / "events")
             print(f"  {rows:>11,} rows  round {round_ + 1}  ({variant}) {result['s']:7.1f} s  "
-                  f"JVM {result['jvm_mb']:6.0f} MB  Python {result['python_mb']:5.0f} MB  "
+                  f"JVM {result['jvm_mb']:6.0f} MB (live heap {result['live_heap_mb']:4.0f})  Python {result['python_mb']:5.0f} MB  "
                   f"Spark starts {result['spark_starts']}  jobs {result['jobs']}", flush=True)
             if variant not in best or result["s"] < best[variant]["s"]:
                 best[variant] = result
@@ -264,21 +280,26 @@ def main() -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
     print(f"\nbest of {args.rounds} rounds; a = hand-written, b = seed style, c = etl_assets\n")
-    print("| order rows | a (s) | b (s) | c (s) | c/a | b/a | driver JVM a/c (MB) "
-          "| Python c (MB) | Spark starts c | jobs a/b/c |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| order rows | a (s) | b (s) | c (s) | c/a | b/a | driver RSS a/c (MB) "
+          "| live heap a/c (MB) | Dagster process (MB) | Spark starts c | jobs a/b/c |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for rows, r in results.items():
         print(f"| {rows:,} | {r['a']['s']:.1f} | {r['b']['s']:.1f} | {r['c']['s']:.1f} "
               f"| {r['c']['s'] / r['a']['s']:.2f} | {r['b']['s'] / r['a']['s']:.2f} "
-              f"| {r['a']['jvm_mb']:.0f} / {r['c']['jvm_mb']:.0f} | {r['c']['python_mb']:.0f} "
+              f"| {r['a']['jvm_mb']:.0f} / {r['c']['jvm_mb']:.0f} "
+              f"| {r['a']['live_heap_mb']:.0f} / {r['c']['live_heap_mb']:.0f} "
+              f"| {r['c']['python_mb']:.0f} "
               f"| {r['c']['spark_starts']:.0f} "
               f"| {r['a']['jobs']:.0f} / {r['b']['jobs']:.0f} / {r['c']['jobs']:.0f} |")
     ordered = sorted(results)
     for small, large in zip(ordered, ordered[1:]):
         ratio = {v: results[large][v]["s"] / results[small][v]["s"] for v in "abc"}
-        jvm = results[large]["c"]["jvm_mb"] / results[small]["c"]["jvm_mb"]
+        memory = {k: results[large]["c"][k] / max(results[small]["c"][k], 1)
+                  for k in ("jvm_mb", "live_heap_mb", "python_mb")}
         print(f"{large:,} / {small:,} rows ({large / small:.0f}x): time a {ratio['a']:.2f}x, "
-              f"b {ratio['b']:.2f}x, c {ratio['c']:.2f}x; driver JVM (c) {jvm:.2f}x")
+              f"b {ratio['b']:.2f}x, c {ratio['c']:.2f}x; (c) driver RSS "
+              f"{memory['jvm_mb']:.2f}x, live heap {memory['live_heap_mb']:.2f}x, "
+              f"Dagster process {memory['python_mb']:.2f}x")
     print(json.dumps({str(k): v for k, v in results.items()}))
     return 0
 

@@ -79,6 +79,8 @@ SUCCESS = "SUCCESS"
 FAILED = "FAILED"
 RETRY = "RETRY"  # a failed attempt that Dagster's RetryPolicy will try again
 MAX_ERROR_CHARS = 8000
+# Newest log_date partitions read per step of the watermark look-up; 0 = all the rest.
+WATERMARK_PROBES = (1, 7, 30, 365, 0)
 
 
 @dataclass(frozen=True)
@@ -210,14 +212,36 @@ class HiveLog:
         self._append(METRIC_LOG, metric_rows)
 
     def last_watermark(self, asset: str) -> str | None:
-        """The watermark of the asset's last successful load, or None (first load)."""
+        """The watermark of the asset's last successful load, or None (first load).
+
+        Reads the newest `log_date` partitions first (1, then 7, 30, 365, then the rest), and
+        stops at the first batch holding a successful load: `log_date` is the date of
+        `finished_at`, so that batch holds the newest one. A table loaded daily costs one small
+        partition, however long the log has grown; the partition list comes from the metastore.
+        """
         self.ensure_tables()
-        row = self.spark.sql(
-            f"SELECT watermark FROM {self.table(RUN_LOG)} WHERE asset = {_sql_text(asset)} "
-            "AND status = 'SUCCESS' AND watermark IS NOT NULL "
-            "ORDER BY finished_at DESC LIMIT 1"
-        ).first()
-        return None if row is None else row.watermark
+        dates = sorted(self.log_dates(RUN_LOG), reverse=True)
+        start = 0
+        for size in WATERMARK_PROBES:
+            batch = dates[start:start + size] if size else dates[start:]
+            start += len(batch)
+            if not batch:
+                break
+            listed = ", ".join(f"DATE'{d}'" for d in batch)
+            row = self.spark.sql(
+                f"SELECT watermark FROM {self.table(RUN_LOG)} "
+                f"WHERE log_date IN ({listed}) AND asset = {_sql_text(asset)} "
+                "AND status = 'SUCCESS' AND watermark IS NOT NULL "
+                "ORDER BY finished_at DESC LIMIT 1"
+            ).first()
+            if row is not None:
+                return row.watermark
+        return None
+
+    def log_dates(self, name: str) -> list[str]:
+        """The `log_date` partitions of a log table (ISO dates), from the metastore alone."""
+        rows = self.spark.sql(f"SHOW PARTITIONS {self.table(name)}").collect()
+        return [row[0].split("=", 1)[1] for row in rows]
 
     def write_checks(self, records: Sequence[CheckRecord]) -> None:
         """Append check evaluations to `check_log` in one insert."""

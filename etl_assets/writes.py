@@ -15,6 +15,7 @@ A failure before the switch leaves the table as it was; the new folder is delete
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -99,12 +100,43 @@ def create_external(
         spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
 
 
-def _same_shape(spark: SparkSession, qualified: str, schema: T.StructType,
-                partition_columns: list[str]) -> bool:
-    current = spark.table(qualified).schema
-    existing = [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
-    return [(f.name, f.dataType) for f in current] == [(f.name, f.dataType) for f in schema] and (
-        existing == partition_columns
+@dataclass(frozen=True)
+class TableMeta:
+    """What the metastore holds about a table, read in one call.
+
+    Attributes:
+        location: The table's folder (a URI, as `DESCRIBE` shows it).
+        external: Whether the table is external (ours are: the data lives in load folders).
+        schema: Data columns, then partition columns (as `spark.table(...).schema`).
+        partition_columns: Partition column names, in order.
+    """
+
+    location: str
+    external: bool
+    schema: T.StructType
+    partition_columns: list[str]
+
+    def same_shape(self, schema: T.StructType, partition_columns: list[str]) -> bool:
+        """Whether the table has exactly these columns, types and partition columns."""
+        return [(f.name, f.dataType) for f in self.schema] == [
+            (f.name, f.dataType) for f in schema
+        ] and self.partition_columns == partition_columns
+
+
+def table_meta(spark: SparkSession, qualified: str) -> TableMeta:
+    """Location, type, schema and partition columns of a table in one metastore call.
+
+    `DESCRIBE TABLE EXTENDED`, `listColumns` and `spark.table` each cost a metastore round
+    trip (and `DESCRIBE` a query plan); publishing a load asked for all of them, twice.
+    """
+    state = spark._jsparkSession.sessionState()  # noqa: SLF001 - no Python binding
+    meta = state.catalog().getTableMetadata(state.sqlParser().parseTableIdentifier(qualified))
+    as_java = spark.sparkContext._jvm.scala.jdk.javaapi.CollectionConverters.asJava  # noqa: SLF001
+    return TableMeta(
+        location=meta.location().toString(),
+        external=meta.tableType().name() == "EXTERNAL",
+        schema=T.StructType.fromJson(json.loads(meta.schema().json())),
+        partition_columns=list(as_java(meta.partitionColumnNames())),
     )
 
 
@@ -126,10 +158,10 @@ def replace_table(
     if not spark.catalog.tableExists(qualified):
         create_external(spark, qualified, schema, partition_columns, location)
         return []
-    old = _our_locations(spark, qualified, loads_root)
-    info = table_info(spark, qualified)
-    ours = info.get("Type") == "EXTERNAL" and info.get("Location", "").startswith(loads_root)
-    if ours and not partition_columns and _same_shape(spark, qualified, schema, []):
+    meta = table_meta(spark, qualified)
+    old = _our_locations(spark, qualified, meta, loads_root)
+    ours = meta.external and meta.location.startswith(loads_root)
+    if ours and not partition_columns and meta.same_shape(schema, []):
         spark.sql(f"ALTER TABLE {qualified} SET LOCATION {_literal(location)}")
         spark.catalog.refreshTable(qualified)
         return old
@@ -142,13 +174,12 @@ def replace_table(
     return old
 
 
-def _our_locations(spark: SparkSession, qualified: str, loads_root: str) -> list[str]:
+def _our_locations(spark: SparkSession, qualified: str, meta: TableMeta,
+                   loads_root: str) -> list[str]:
     """The folders under our loads root that the table or its partitions point at."""
-    info = table_info(spark, qualified)
-    locations = [info.get("Location", "")]
-    if [c for c in spark.catalog.listColumns(qualified) if c.isPartition]:
-        for spec in partition_specs(spark, qualified):
-            locations.append(table_info(spark, qualified, spec).get("Location", ""))
+    locations = [meta.location]
+    if meta.partition_columns:
+        locations += partition_locations(spark, qualified, meta.partition_columns).values()
     return [loc for loc in locations if loc.startswith(loads_root)]
 
 
@@ -211,12 +242,16 @@ def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
     return specs
 
 
-def partition_locations(spark: SparkSession, qualified: str) -> dict[str, str]:
-    """Every partition of the table (as a SQL spec) with its folder, in one metastore call."""
+def partition_locations(spark: SparkSession, qualified: str,
+                        columns: list[str] | None = None) -> dict[str, str]:
+    """Every partition of the table (as a SQL spec) with its folder, in one metastore call.
+
+    `columns`: the table's partition columns, when the caller knows them already.
+    """
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
     catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
     database, name = qualified.split(".", 1)
-    columns = _partition_columns(spark, qualified)
+    columns = columns if columns is not None else _partition_columns(spark, qualified)
     found = {}
     partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
     for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
@@ -325,12 +360,13 @@ def append_files(
                 spark.sql(f"ALTER TABLE {qualified} ADD PARTITION ({partition.spec}) "
                           f"LOCATION {_literal(partition.path)}")
     else:
-        if not _same_shape(spark, qualified, schema, []):
+        meta = table_meta(spark, qualified)
+        if not meta.same_shape(schema, []):
             raise ValueError(
                 f"{qualified}: appended rows have another schema than the table; reload the "
                 "whole table (tag etl_assets/full_refresh=true) to change it"
             )
-        _move_files(spark, location, table_info(spark, qualified)["Location"])
+        _move_files(spark, location, meta.location)
     spark.catalog.refreshTable(qualified)
 
 
@@ -356,7 +392,7 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
     by_partition: dict[Any, list[Sequence[Any]]] = {}
     for row in rows:
         by_partition.setdefault(row[index], []).append(row)
-    location = table_info(spark, qualified)["Location"].rstrip("/")
+    location = _cached_folder(spark, qualified, None).rstrip("/")
     fs, _ = hadoop_fs(spark, location)
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: SLF001
     with tempfile.TemporaryDirectory(prefix="etl_assets_append_") as local:
@@ -370,13 +406,12 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
             staged = f"{location}/_appends/{uuid.uuid4().hex}"
             fs.copyFromLocalFile(True, True, hadoop_path(f"file://{local_file}"),
                                  hadoop_path(f"{staged}/{os.path.basename(local_file)}"))
-            spec = f"{quote(partition_column)}={_literal(str(value))}"
-            known = _has_partition(spark, qualified, spec)
-            folder = (table_info(spark, qualified, spec)["Location"] if known
-                      else f"{location}/{partition_column}={value}")
+            known = _cached_folder(spark, qualified, (partition_column, str(value)))
+            folder = known or f"{location}/{partition_column}={value}"
             _move_files(spark, staged, folder)
             delete_path(spark, staged)
             if not known:
+                spec = f"{quote(partition_column)}={_literal(str(value))}"
                 try:
                     spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION ({spec}) "
                               f"LOCATION {_literal(folder)}")
@@ -384,6 +419,35 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
                     if not _has_partition(spark, qualified, spec):
                         raise  # not the race with another writer adding the same partition
     spark.catalog.refreshTable(qualified)
+
+
+# (session, table, partition) -> folder, for tables that only ever gain partitions (the log
+# tables): an append asks the metastore once per session, not on every load.
+_FOLDERS: dict[tuple[int, str, tuple[str, str] | None], str] = {}
+
+
+def _cached_folder(spark: SparkSession, qualified: str,
+                   partition: tuple[str, str] | None) -> str | None:
+    """The folder of a table (`partition` None) or of one partition (None if it is new)."""
+    key = (id(spark), qualified, partition)
+    if key not in _FOLDERS:
+        if partition is None:
+            _FOLDERS[key] = table_meta(spark, qualified).location
+        else:
+            found = _partition_folder(spark, qualified, {partition[0]: partition[1]})
+            if found is None:
+                return None  # not cached: the append adds it, another writer may too
+            _FOLDERS[key] = found
+    return _FOLDERS[key]
+
+
+def _partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str]) -> str | None:
+    """A partition's folder, or None if the table has no such partition (one metastore call)."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    database, name = qualified.split(".", 1)
+    found = catalog.getPartitionOption(database, name, jvm.PythonUtils.toScalaMap(spec))
+    return found.get().location().toString() if found.isDefined() else None
 
 
 def _has_partition(spark: SparkSession, qualified: str, spec: str) -> bool:
