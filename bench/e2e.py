@@ -12,13 +12,15 @@ one fresh home per size):
   (c) `dagster asset materialize` of the same five tables as project specs: all metrics,
       `etl_log` rows and the default checks.
 
-Reported per variant: wall time (best of `--rounds`), peak RSS of the driver JVM and of the
+Reported per variant, medians over `--rounds` (this machine's wall times vary by a third
+between rounds of the same command): wall time, CPU seconds of the whole process tree
+(less sensitive than wall time to a busy machine), peak RSS of the driver JVM and of the
 variant's own Python process, the Dagster process for (c) (psutil, sampled every 0.2 s), the
 driver's peak live heap (heap in use after a collection, from the JVM's GC log), SparkContext
-starts and Spark jobs (from Spark's event logs, one file per SparkContext). Then the ratios c/a and b/a per size, and time ratios
-between sizes (linearity).
+starts and Spark jobs (from Spark's event logs, one file per SparkContext). Then the ratios
+c/a and b/a per size, and time ratios between sizes (linearity).
 
-Usage: .venv/bin/python bench/e2e.py [--sizes 1M,10M,50M] [--rounds 2]
+Usage: .venv/bin/python bench/e2e.py [--sizes 1M,10M,50M] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -181,6 +184,7 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
         # heap the JVM has committed up to spark.driver.memory whatever the job keeps.
         "JAVA_TOOL_OPTIONS": f"-Xlog:gc:file={events}/.gc_%p.log"}
     peak = {"jvm": 0, "python": 0}
+    cpu: dict[int, float] = {}  # pid -> user + system seconds, last seen
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -194,10 +198,12 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
             children = root.children(recursive=True)
         except psutil.NoSuchProcess:
             break
-        for child in children:  # the driver JVM (local mode: executors inside it)
+        for process in [root, *children]:  # the driver JVM (local mode: executors inside it)
             try:
-                if child.name() == "java":
-                    peak["jvm"] = max(peak["jvm"], child.memory_info().rss)
+                times = process.cpu_times()
+                cpu[process.pid] = times.user + times.system
+                if process.name() == "java":
+                    peak["jvm"] = max(peak["jvm"], process.memory_info().rss)
             except psutil.NoSuchProcess:
                 pass
         time.sleep(0.2)
@@ -208,7 +214,8 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     logs = [f for f in events.rglob("*") if f.is_file() and not f.name.startswith(".")]
     jobs = sum(line.count('"Event":"SparkListenerJobStart"')
                for f in logs for line in f.read_text(errors="replace").splitlines())
-    return {"s": elapsed, "jvm_mb": peak["jvm"] / 2**20, "python_mb": peak["python"] / 2**20,
+    return {"s": elapsed, "cpu_s": sum(cpu.values()), "jvm_mb": peak["jvm"] / 2**20,
+            "python_mb": peak["python"] / 2**20,
             "live_heap_mb": live_heap_mb(events), "spark_starts": len(logs), "jobs": jobs}
 
 
@@ -241,22 +248,24 @@ def run_size(rows: int, rounds: int, scratch: Path) -> dict[str, dict[str, float
         "c": [str(BIN / "dagster"), "asset", "materialize", "-m", "etl_assets.definitions",
               "--select", "*"],
     }
-    best: dict[str, dict[str, float]] = {}
+    rounds_seen: dict[str, list[dict[str, float]]] = {v: [] for v in commands}
     for round_ in range(rounds):
         for variant, cmd in commands.items():
             result = measure(cmd, env, scratch / "events")
             print(f"  {rows:>11,} rows  round {round_ + 1}  ({variant}) {result['s']:7.1f} s  "
-                  f"JVM {result['jvm_mb']:6.0f} MB (live heap {result['live_heap_mb']:4.0f})  Python {result['python_mb']:5.0f} MB  "
+                  f"CPU {result['cpu_s']:6.1f} s  "
+                  f"JVM {result['jvm_mb']:6.0f} MB (live heap {result['live_heap_mb']:4.0f})  "
+                  f"Python {result['python_mb']:5.0f} MB  "
                   f"Spark starts {result['spark_starts']}  jobs {result['jobs']}", flush=True)
-            if variant not in best or result["s"] < best[variant]["s"]:
-                best[variant] = result
-    return best
+            rounds_seen[variant].append(result)
+    return {variant: {key: statistics.median(r[key] for r in results) for key in results[0]}
+            for variant, results in rounds_seen.items()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="1M", help="order rows, comma-separated (1M,10M,50M)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--job", choices=["a", "b"], help=argparse.SUPPRESS)
     parser.add_argument("--rows", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--generate", type=int, help=argparse.SUPPRESS)
@@ -279,13 +288,14 @@ def main() -> int:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
-    print(f"\nbest of {args.rounds} rounds; a = hand-written, b = seed style, c = etl_assets\n")
-    print("| order rows | a (s) | b (s) | c (s) | c/a | b/a | driver RSS a/c (MB) "
+    print(f"\nmedians of {args.rounds} rounds; a = hand-written, b = seed style, c = etl_assets\n")
+    print("| order rows | a (s) | b (s) | c (s) | c/a | b/a | CPU c/a | driver RSS a/c (MB) "
           "| live heap a/c (MB) | Dagster process (MB) | Spark starts c | jobs a/b/c |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for rows, r in results.items():
         print(f"| {rows:,} | {r['a']['s']:.1f} | {r['b']['s']:.1f} | {r['c']['s']:.1f} "
               f"| {r['c']['s'] / r['a']['s']:.2f} | {r['b']['s'] / r['a']['s']:.2f} "
+              f"| {r['c']['cpu_s'] / r['a']['cpu_s']:.2f} "
               f"| {r['a']['jvm_mb']:.0f} / {r['c']['jvm_mb']:.0f} "
               f"| {r['a']['live_heap_mb']:.0f} / {r['c']['live_heap_mb']:.0f} "
               f"| {r['c']['python_mb']:.0f} "
