@@ -12,6 +12,7 @@ asset `etl_health_report` that writes it under `$ETL_ASSETS_HOME/reports/health.
 # No `from __future__ import annotations`: Dagster reads the asset's config annotation at
 # definition time and cannot resolve it from a string.
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -63,7 +64,7 @@ class HealthReport:
     end: str
     generated_at: str
     log_has_runs: bool
-    totals: dict[str, float]
+    totals: dict[str, int]
     status: list[dict[str, Any]] = field(default_factory=list)
     status_by_domain: list[dict[str, Any]] = field(default_factory=list)
     daily: list[dict[str, Any]] = field(default_factory=list)
@@ -91,7 +92,9 @@ def _plain(value: Any) -> Any:
     if isinstance(value, date):
         return value.isoformat()
     if hasattr(value, "is_finite"):  # Decimal
-        return float(value)
+        value = float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN
     return value
 
 
@@ -99,7 +102,7 @@ def _rows(spark: SparkSession, sql: str) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.asDict().items()} for row in spark.sql(sql).collect()]
 
 
-def _totals(rows: list[dict[str, Any]]) -> dict[str, float]:
+def _totals(rows: list[dict[str, Any]]) -> dict[str, int]:
     by_status = {r["status"]: r for r in rows if r["grouped_by"] == "status"}
     overall = next((r for r in rows if r["grouped_by"] == "all"), None)
     success = by_status.get(SUCCESS, {})
@@ -167,7 +170,8 @@ def build_report(
                        key=lambda r: (r["domain"], r["status"]))
     daily = sorted(({"day": r["day"], "status": r["status"], "runs": r["runs"],
                      "rows_loaded": int(r["rows_loaded"] or 0)}
-                    for r in grouped if r["grouped_by"] == "day"), key=lambda r: (r["day"], r["status"]))
+                    for r in grouped if r["grouped_by"] == "day"),
+                   key=lambda r: (r["day"], r["status"]))
 
     # Successful loads' duration per table and day, for the slowest tables on average.
     durations = _rows(spark, f"""

@@ -12,6 +12,7 @@ import html
 import json
 import math
 from collections.abc import Iterable
+from datetime import date, timedelta
 from typing import Any
 
 import plotly.graph_objects as go
@@ -130,7 +131,9 @@ def status_by_domain_figure(report: HealthReport) -> go.Figure:
 
 
 def _days_axis(report: HealthReport) -> dict[str, Any]:
-    return {"type": "date", "range": [f"{report.start} -12:00", f"{report.end} 12:00"]}
+    """The whole period on the x axis, quiet days included (half a day of margin each side)."""
+    before = date.fromisoformat(report.start) - timedelta(days=1)
+    return {"type": "date", "range": [f"{before} 12:00", f"{report.end} 12:00"]}
 
 
 def daily_runs_figure(report: HealthReport) -> go.Figure:

@@ -6,14 +6,18 @@ computed here in Python from the same records, independently of the report's Spa
 
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 
+LOG_DB = "etl_log_health"  # the seeded log's own database in the test metastore
 DAYS = 14  # days of history in the period
 OLD_DAY = 40  # one failure this many days back: outside a 30-day report
 TABLES = {  # asset -> (domain, base rows, base seconds)
@@ -133,3 +137,11 @@ def expected_totals(seed: Seed, days: int) -> dict[str, int]:
         "rows_loaded": sum(r.row_count or 0 for r in runs if r.status == SUCCESS),
         "open_flags": sum(not c.passed for c in latest.values()),
     }
+
+
+def page_data(page: Path) -> dict:
+    """The JSON a health page embeds for its panels (`#report-data`)."""
+    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
+                      page.read_text(encoding="utf-8"), re.S)
+    assert match, f"{page} has no #report-data"
+    return json.loads(match.group(1))

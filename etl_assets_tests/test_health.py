@@ -10,7 +10,6 @@ the same page draws.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -28,32 +27,15 @@ from etl_assets.specs import Project
 from etl_assets.tables import EtlLogResource
 from etl_assets_tests.health_seed import (
     DAYS,
+    LOG_DB,
     QUALITY_CHECK,
     ROW_CHECK,
     Seed,
-    build_seed,
     expected_totals,
-    write_seed,
+    page_data,
 )
 
-LOG_DB = "etl_log_health"
 EMPTY_DB = "etl_log_health_empty"
-
-
-def page_data(page: Path) -> dict:
-    """The JSON the page embeds for its panels."""
-    match = re.search(r'<script type="application/json" id="report-data">(.*?)</script>',
-                      page.read_text(encoding="utf-8"), re.S)
-    assert match, "the page has no #report-data"
-    return json.loads(match.group(1))
-
-
-@pytest.fixture(scope="session")
-def seeded_log(spark: SparkSession) -> Seed:
-    """The seeded log in its own database, ending today (UTC)."""
-    seed = build_seed(datetime.now(timezone.utc).date())
-    write_seed(spark, LOG_DB, seed)
-    return seed
 
 
 def test_report_numbers_match_the_seeded_log(
