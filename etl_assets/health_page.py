@@ -43,6 +43,7 @@ PANELS = {
     "sparklines": "Row count per table (flagged loads marked)",
 }
 TABLE_PANELS = ("failures", "flags")
+WIDE_PANELS = ("totals", "durations", "failures", "flags", "sparklines")
 
 STYLE = """
 * { box-sizing: border-box; }
@@ -235,8 +236,8 @@ def _chart(fig: go.Figure, name: str) -> str:
                        config=PLOT_CONFIG, default_height=f"{fig.layout.height}px")
 
 
-def _panel(name: str, body: str, wide: bool = False, note: str = "") -> str:
-    css = "panel wide" if wide else "panel"
+def _panel(name: str, body: str, note: str = "") -> str:
+    css = "panel wide" if name in WIDE_PANELS else "panel"
     note_html = f'<p class="note">{html.escape(note)}</p>' if note else ""
     return (f'<section class="{css}" id="panel-{name}" data-panel="{name}">'
             f"<h2>{html.escape(PANELS[name])}</h2>{note_html}{body}</section>")
@@ -249,26 +250,24 @@ def _empty(text: str) -> str:
 def panels(report: HealthReport) -> list[str]:
     """Every panel's HTML, in `PANELS` order."""
     nothing = "No runs in this period."
-    sections = [_panel("totals", _chart(totals_figure(report), "totals"), wide=True)]
+    sections = [_panel("totals", _chart(totals_figure(report), "totals"))]
     if report.empty:
-        sections += [_panel(name, _empty(nothing), wide=name in ("durations", "sparklines"))
-                     for name in list(PANELS)[1:]]
+        sections += [_panel(name, _empty(nothing)) for name in list(PANELS)[1:]]
         return sections
     sections += [
         _panel("status", _chart(status_figure(report), "status")),
         _panel("status-by-domain", _chart(status_by_domain_figure(report), "status-by-domain")),
         _panel("daily-runs", _chart(daily_runs_figure(report), "daily-runs")),
         _panel("daily-rows", _chart(daily_rows_figure(report), "daily-rows")),
-        _panel("durations", _chart(durations_figure(report), "durations"), wide=True,
+        _panel("durations", _chart(durations_figure(report), "durations"),
                note="mean seconds of successful loads per day"),
         _panel("failures", failures_table(report) if report.failures
-               else _empty("No failed runs in this period."), wide=True),
+               else _empty("No failed runs in this period.")),
         _panel("flags", flags_table(report) if report.flags
                else _empty("No open flags: every check passed its latest evaluation."),
-               wide=True, note="checks whose latest evaluation failed"),
+               note="checks whose latest evaluation failed"),
         _panel("sparklines", _chart(sparklines_figure(report), "sparklines")
-               if report.sparklines else _empty("No successful loads in this period."),
-               wide=True),
+               if report.sparklines else _empty("No successful loads in this period.")),
     ]
     return sections
 
