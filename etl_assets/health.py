@@ -13,6 +13,7 @@ asset `etl_health_report` that writes it under `$ETL_ASSETS_HOME/reports/health.
 # definition time and cannot resolve it from a string.
 import logging
 import math
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +21,8 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import SparkSession
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
 
 from etl_assets.hive_log import CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog
 from etl_assets.settings import Settings
@@ -142,8 +144,38 @@ def build_report(
     end = as_of or datetime.now(timezone.utc).date()
     start = end - timedelta(days=days - 1)
     period = f"log_date BETWEEN DATE'{start.isoformat()}' AND DATE'{end.isoformat()}'"
-    runs = f"(SELECT * FROM {log.table(RUN_LOG)} WHERE {period})"
-    checks = f"(SELECT * FROM {log.table(CHECK_LOG)} WHERE {period})"
+    # The period's rows are read once (many small files: one per append and day) and kept in
+    # Spark's memory for the queries below, each of which would otherwise scan them again.
+    suffix = uuid.uuid4().hex[:12]
+    runs, checks = f"_health_runs_{suffix}", f"_health_checks_{suffix}"
+    cached = [
+        _cache(spark, runs, f"""
+            SELECT run_id, asset, partition_key, domain, status, finished_at, duration_s,
+                   row_count, attempt, log_date,
+                   CASE WHEN status = '{FAILED}'
+                        THEN substring(error_message, 1, {MAX_ERROR_CHARS}) END AS error
+            FROM {log.table(RUN_LOG)} WHERE {period}"""),
+        _cache(spark, checks, f"SELECT * FROM {log.table(CHECK_LOG)} WHERE {period}"),
+    ]
+    try:
+        return _build(spark, log, days, start, end, runs, checks)
+    finally:
+        for name, frame in cached:
+            spark.catalog.dropTempView(name)
+            frame.unpersist()
+
+
+def _cache(spark: SparkSession, name: str, sql: str) -> tuple[str, DataFrame]:
+    frame = spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
+    frame.createOrReplaceTempView(name)
+    return name, frame
+
+
+def _build(
+    spark: SparkSession, log: HiveLog, days: int, start: date, end: date, runs: str,
+    checks: str,
+) -> HealthReport:
+    log_db = log.database
 
     # One scan for the totals, the status mix, status by domain and runs/rows per day.
     grouped = _rows(spark, f"""
@@ -191,7 +223,7 @@ def build_report(
 
     failures = _rows(spark, f"""
         SELECT finished_at, asset, partition_key, coalesce(domain, '{NO_DOMAIN}') AS domain,
-               run_id, attempt, duration_s, substring(error_message, 1, {MAX_ERROR_CHARS}) AS error
+               run_id, attempt, duration_s, error
         FROM {runs} WHERE status = '{FAILED}'
         ORDER BY finished_at DESC, asset LIMIT {MAX_FAILURES}
     """)
