@@ -18,7 +18,8 @@ export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
 INSTANCE_YAML := dagster.yaml
 endif
 
-.PHONY: install dagster-home demo test bench ui status clean cluster-up cluster-down cluster-status
+.PHONY: install dagster-home demo test bench ui status report screenshot clean cluster-up \
+	cluster-down cluster-status
 
 # Re-install only when the project's dependencies change.
 $(BIN)/.installed: pyproject.toml
@@ -35,13 +36,16 @@ dagster-home:
 	ln -sf "$(CURDIR)/$(INSTANCE_YAML)" "$(DAGSTER_HOME)/dagster.yaml"
 
 # Every unpartitioned table (and its checks), then the daily table's first quarter as one
-# single-run backfill (one run, one Spark job for all 90 days).
+# single-run backfill (one run, one Spark job for all 90 days), then the health page over
+# both runs' log ($(ETL_ASSETS_HOME)/reports/health.html; `etl-assets report` rewrites it).
 DEMO_RANGE ?= 2026-01-01...2026-03-31
 
 demo: install dagster-home
-	$(BIN)/dagster asset materialize -m etl_assets.definitions --select 'not key:daily_sales'
+	$(BIN)/dagster asset materialize -m etl_assets.definitions \
+		--select 'not key:daily_sales and not key:etl_health_report'
 	$(BIN)/dagster asset materialize -m etl_assets.definitions --select daily_sales \
 		--partition-range $(DEMO_RANGE)
+	$(BIN)/dagster asset materialize -m etl_assets.definitions --select etl_health_report
 	$(BIN)/etl-assets status
 
 test: install
@@ -59,6 +63,17 @@ ui: install dagster-home
 
 status: install
 	$(BIN)/etl-assets status
+
+# The pipeline-health page over the last 30 days of etl_log.* (REPORT_DAYS=90 for more).
+REPORT_DAYS ?= 30
+report: install
+	$(BIN)/etl-assets report --days $(REPORT_DAYS)
+
+# docs/health_report.png for the README: the browser test's screenshot of the seeded page
+# (installs Debian's chromium when missing, as the test always does).
+screenshot: install
+	ETL_ASSETS_DOCS_SCREENSHOT=1 $(BIN)/python -m pytest -q \
+		etl_assets_tests/test_health_browser.py::test_every_panel_draws_in_chromium
 
 # PostgreSQL, a Spark master and worker, and the Spark Thrift Server on 127.0.0.1, with their
 # state under $(ETL_ASSETS_HOME)/cluster. Both are idempotent.

@@ -2,6 +2,7 @@
 
     etl-assets status            latest load of every table
     etl-assets sql "SELECT ..."  any Spark SQL query, as a table or JSON lines (--json)
+    etl-assets report [--days 30] [--out FILE]   the pipeline-health page (etl_assets.health)
     etl-assets cluster up|down|status   the cluster profile's servers (etl_assets.cluster)
 
 Uses the same settings as the assets (ETL_ASSETS_HOME, SPARK_MASTER, ...), so nobody needs to
@@ -16,10 +17,12 @@ import sys
 from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 
+from etl_assets.health import DEFAULT_DAYS, report_path, write_report
 from etl_assets.hive_log import RUN_LOG, HiveLog
 from etl_assets.settings import Settings, load_settings
 from etl_assets.spark import build_session
@@ -103,13 +106,29 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     sql.add_argument("query")
     sql.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     sql.add_argument("--limit", type=int, default=1000, help="rows to print (default 1000)")
+    report = sub.add_parser("report", help="write the pipeline-health page (one HTML file)")
+    report.add_argument("--days", type=int, default=DEFAULT_DAYS,
+                        help=f"days of log to cover, ending today (default {DEFAULT_DAYS})")
+    report.add_argument("--out", type=Path, default=None,
+                        help="page to write (default $ETL_ASSETS_HOME/reports/health.html)")
     args = parser.parse_args(argv)
+    if args.command == "report" and args.days < 1:
+        parser.error("--days must be at least 1")
 
     settings = load_settings()
     spark = spark or build_session(settings)
     try:
         if args.command == "status":
             print_frame(status_frame(spark, settings), sys.stdout, args.json, 10_000)
+        elif args.command == "report":
+            out = (args.out or report_path(settings)).resolve()
+            result = write_report(spark, settings.log_db, out, days=args.days)
+            t = result.totals
+            sys.stdout.write(
+                f"wrote {out} ({out.stat().st_size:,} bytes): {result.start} to {result.end}, "
+                f"{t['tables_loaded']:,} tables loaded, {t['rows_loaded']:,} rows, "
+                f"{t['runs']:,} runs ({t['failed']:,} failed), "
+                f"{t['open_flags']:,} open flags\n")
         else:
             print_frame(spark.sql(args.query), sys.stdout, args.json, args.limit)
     except Exception as err:  # noqa: BLE001 - a CLI reports, it does not trace

@@ -171,6 +171,30 @@ def pg_bindir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
+def can_apt_install() -> bool:
+    """Whether `apt_install` can work here: root, with apt-get on the PATH."""
+    return os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def apt_install(packages: Sequence[str]) -> None:
+    """Install Debian packages with apt-get (as root); `apt-get update` only when needed.
+
+    Raises:
+        ClusterError: Not root or no apt-get (naming the command to run by hand), or apt-get
+            failed.
+    """
+    if not packages:
+        return
+    if not can_apt_install():
+        raise ClusterError(f"missing Debian packages {list(packages)}: run "
+                           f"`sudo apt-get install -y {' '.join(packages)}`")
+    say(f"installing {' '.join(packages)} with apt-get")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    if run(["apt-get", "install", "-y", "-q", *packages], env=env, check=False).returncode:
+        run(["apt-get", "update", "-q"], env=env)
+        run(["apt-get", "install", "-y", "-q", *packages], env=env)
+
+
 def ensure_packages(settings: Settings) -> Path:
     """PostgreSQL's server binaries and the JDBC driver, installed from Debian when missing."""
     missing = []
@@ -178,15 +202,7 @@ def ensure_packages(settings: Settings) -> Path:
         missing.append("postgresql")
     if not Path(settings.jdbc_driver_jar).exists():
         missing.append("libpostgresql-jdbc-java")
-    if missing:
-        if os.geteuid() != 0 or not shutil.which("apt-get"):
-            raise ClusterError(f"missing Debian packages {missing}: run "
-                               f"`sudo apt-get install -y {' '.join(missing)}`")
-        say(f"installing {' '.join(missing)} with apt-get")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        if run(["apt-get", "install", "-y", "-q", *missing], env=env, check=False).returncode:
-            run(["apt-get", "update", "-q"], env=env)
-            run(["apt-get", "install", "-y", "-q", *missing], env=env)
+    apt_install(missing)
     bindir = pg_bindir()
     if bindir is None:
         raise ClusterError("PostgreSQL's initdb is still missing after installing postgresql")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.checks import build_table_checks
-from etl_assets.schedules import build_schedules
+from etl_assets.health import build_health_report_asset
+from etl_assets.schedules import build_health_report_schedule, build_schedules
 from etl_assets.sensors import alerts_job, build_sensors
 from etl_assets.settings import Settings, load_settings
 from etl_assets.spark import build_spark_resource
@@ -47,9 +48,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         settings.pipelines_dir, rename_database=settings.environment.database
     )
     return dg.Definitions(
-        assets=build_assets(project),
+        assets=[*build_assets(project), build_health_report_asset(project, settings)],
         asset_checks=build_checks(project),
-        schedules=build_schedules(project),
+        schedules=[*build_schedules(project), build_health_report_schedule()],
         sensors=build_sensors(project),
         jobs=[alerts_job],
         resources=build_resources(settings),

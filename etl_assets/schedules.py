@@ -4,12 +4,16 @@ Unpartitioned tables of a schedule load in one job run. A time-partitioned table
 partition-aware schedule that materializes the partition that has just closed (yesterday's
 for a daily table), at the cron's minute and hour. Schedules start stopped unless the spec
 says `running: true`.
+
+The pipeline-health page (`etl_health_report`) has its own hourly schedule, stopped like the
+others until turned on in the UI.
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from etl_assets.health import HEALTH_REPORT_ASSET
 from etl_assets.specs import Project, ScheduleSpec, SpecError, Table
 from etl_assets.tables import partitions_definition
 
@@ -31,6 +35,17 @@ def _partitioned_schedule(name: str, table: Table, spec: ScheduleSpec) -> dg.Sch
         job, name=name, minute_of_hour=int(minute), hour_of_day=int(hour),
         default_status=_status(spec),
     )
+
+
+HEALTH_REPORT_CRON = "15 * * * *"  # hourly, after loads scheduled on the hour
+
+
+def build_health_report_schedule() -> dg.ScheduleDefinition:
+    """Refresh the health page hourly; stopped by default, like the specs' schedules."""
+    job = dg.define_asset_job(f"{HEALTH_REPORT_ASSET}_job", selection=[HEALTH_REPORT_ASSET])
+    return dg.ScheduleDefinition(
+        name=f"{HEALTH_REPORT_ASSET}_schedule", job=job, cron_schedule=HEALTH_REPORT_CRON,
+        execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.STOPPED)
 
 
 def build_schedules(project: Project) -> list[dg.ScheduleDefinition]:

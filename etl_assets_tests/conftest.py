@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="etl_assets_test_home_"))
@@ -24,6 +25,7 @@ from pyspark.sql import SparkSession  # noqa: E402
 from etl_assets.settings import Settings, load_settings  # noqa: E402
 from etl_assets.spark import build_session  # noqa: E402
 from etl_assets.specs import Project, load_project  # noqa: E402
+from etl_assets_tests.health_seed import LOG_DB, Seed, build_seed, write_seed  # noqa: E402
 from etl_assets_tests.helpers import materialize_project  # noqa: E402
 
 
@@ -65,6 +67,14 @@ def demo_run(
     result = materialize_project(demo_project, settings, demo_instance, selection=selection)
     assert result.success
     return result
+
+
+@pytest.fixture(scope="session")
+def seeded_log(spark: SparkSession) -> Seed:
+    """A log with known runs, failures and flags (health_seed.py) in its own database."""
+    seed = build_seed(datetime.now(timezone.utc).date())
+    write_seed(spark, LOG_DB, seed)
+    return seed
 
 
 @pytest.fixture()

@@ -15,13 +15,26 @@ from pathlib import Path
 import dagster as dg
 import requests
 
-from etl_assets.cluster import free_port
+from etl_assets.cluster import apt_install, can_apt_install, free_port
 from etl_assets.definitions import build_assets, build_checks, build_resources
 from etl_assets.settings import Settings
 from etl_assets.specs import Project
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+ARTIFACTS = ROOT / "etl_assets_tests" / "artifacts"  # screenshots etc. (git-ignored)
+CHROMIUM = Path("/usr/bin/chromium")
+# What works on these machines (no GPU, no network but the package registries, root).
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+
+
+def ensure_chromium() -> Path | None:
+    """Debian's chromium, installed with apt-get when missing and possible (root); else None."""
+    if not CHROMIUM.exists() and can_apt_install():
+        apt_install(["chromium"])
+    return CHROMIUM if CHROMIUM.exists() else None
 
 
 def materialize_project(

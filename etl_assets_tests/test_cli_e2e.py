@@ -15,6 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from etl_assets_tests.health_seed import page_data
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -31,11 +33,15 @@ def test_materialize_all_from_the_cli_then_query_with_etl_assets(tmp_path: Path)
     env = {**os.environ, "ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
     env.pop("ETL_ASSETS_PIPELINES", None)
 
-    # What `make demo` runs: every unpartitioned table, then a single-run backfill.
+    # What `make demo` runs: every unpartitioned table (here with the health page, which runs
+    # after them in the same run), then a single-run backfill.
     done = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "etl_assets.definitions",
                  "--select", "not key:daily_sales"], env)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "RUN_SUCCESS" in done.stderr + done.stdout
+    page = home / "reports" / "health.html"
+    totals = page_data(page)["totals"]
+    assert totals["tables_loaded"] == 8 and totals["failed"] == 0  # all but daily_sales
     done = _run([str(BIN / "dagster"), "asset", "materialize", "-m", "etl_assets.definitions",
                  "--select", "daily_sales", "--partition-range", "2026-01-01...2026-01-14"], env)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -70,3 +76,6 @@ def test_materialize_all_from_the_cli_then_query_with_etl_assets(tmp_path: Path)
         runs = {r.run_id for r in instance.fetch_materializations(
             dg.AssetKey("daily_sales"), limit=100).records}
         assert len(runs) == 1  # the 14-day backfill was one run
+        (event,) = instance.fetch_materializations(
+            dg.AssetKey("etl_health_report"), limit=1).records
+        assert event.asset_materialization.metadata["health/page"].value == str(page)

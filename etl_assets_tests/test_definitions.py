@@ -86,4 +86,15 @@ def test_retries_freshness_and_automation_come_from_the_specs() -> None:
     assert final.freshness_policy.fail_window.to_timedelta().total_seconds() == 26 * 3600
     sensors = {s.name for s in defs.sensors}
     assert {"landed_orders_arrivals", "failed_check_alerts", "run_failure_alerts"} <= sensors
-    assert {s.name for s in defs.schedules} == {"sales_schedule", "daily_sales_schedule"}
+    assert {s.name for s in defs.schedules} == {"sales_schedule", "daily_sales_schedule",
+                                                "etl_health_report_schedule"}
+
+
+def test_health_report_is_downstream_of_every_table_on_a_stopped_schedule() -> None:
+    project = load_project(load_settings().pipelines_dir)
+    node = defs.resolve_asset_graph().get(dg.AssetKey("etl_health_report"))
+    assert {k.path[-1] for k in node.parent_keys} == set(project.tables)
+    schedule = defs.resolve_schedule_def("etl_health_report_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    job = defs.resolve_job_def(schedule.job_name)
+    assert job.asset_layer.selected_asset_keys == {node.key}

@@ -1,0 +1,92 @@
+"""What the health report costs: an empty log, then N log rows, all inside the report's period.
+
+Fills `run_log` and `check_log` of a fresh embedded home with N rows each (synthetic loads of
+50 assets spread over the last 30 days, 2% of them failed, 1% of the checks failed, written as
+the project writes them, in batches as `bench/log_growth.py` does), then times
+`health.write_report` (every Spark SQL aggregate plus rendering and writing the page) in one
+Spark session (start-up excluded), median of `--repeat`. Prints the page size and how many
+rows each panel received: the report pulls aggregates, never the log.
+
+Usage: .venv/bin/python bench/health_report.py [--sizes 100000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import datetime, time as clock, timedelta, timezone
+from pathlib import Path
+
+from etl_assets.health import write_report
+from etl_assets.hive_log import CheckRecord, HiveLog, RunRecord
+from etl_assets.settings import load_settings
+from etl_assets.spark import build_session
+from log_growth import timed  # bench/ is on sys.path when a script in it runs
+
+ASSETS = 50
+DAYS = 30
+
+
+def records(first: int, count: int, today: datetime) -> tuple[list, list]:
+    """Loads `first`..`first + count - 1` and one check per load, spread over DAYS days."""
+    runs, checks = [], []
+    for i in range(first, first + count):
+        asset = f"asset_{i % ASSETS}"
+        finished = today - timedelta(days=i % DAYS, seconds=i % 3_600)
+        failed = i % 50 == 7
+        runs.append((RunRecord(
+            run_id=f"run-{i}", asset=asset, domain=f"domain_{i % 5}", table_name=f"b.{asset}",
+            status="FAILED" if failed else "SUCCESS",
+            started_at=finished - timedelta(seconds=5 + i % ASSETS), finished_at=finished,
+            code_version="1", row_count=None if failed else 1_000 + i % 997,
+            error_message=f"error {i}" if failed else None), {}))
+        checks.append(CheckRecord(
+            run_id=f"run-{i}", asset=asset, check_name="row_count_anomaly", metric="row_count",
+            passed=i % 100 != 3, severity="WARN", status="ok", description=f"check of run {i}",
+            checked_at=finished, value=float(i), target_run_id=f"run-{i}"))
+    return runs, checks
+
+
+def fill(log: HiveLog, rows: int, today: datetime) -> None:
+    batch = 10_000
+    for first in range(0, rows, batch):
+        runs, checks = records(first, min(batch, rows - first), today)
+        log.write_loads(runs)
+        log.write_checks(checks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="etl_bench_health_"))
+    settings = load_settings({"ETL_ASSETS_HOME": str(home)})
+    spark = build_session(settings)
+    today = datetime.combine(datetime.now(timezone.utc).date(), clock(23, 0), timezone.utc)
+    for size in [0, *args.sizes]:
+        database = f"etl_log_{size}"
+        log = HiveLog(spark, database)
+        log.ensure_tables()
+        started = time.perf_counter()
+        fill(log, size, today)
+        seeded = time.perf_counter() - started
+        out = home / f"health_{size}.html"
+        report = write_report(spark, database, out)  # warm-up, and the page we measure
+        seconds = timed(lambda: write_report(spark, database, out), args.repeat)  # noqa: B023
+        counts = {name: len(getattr(report, name)) for name in (
+            "status", "status_by_domain", "daily", "durations", "failures", "flags")}
+        counts["sparkline points"] = sum(len(s["points"]) for s in report.sparklines)
+        logged = spark.table(f"{database}.run_log").count()
+        print(f"{logged:>9,} run_log rows (seeded in {seeded:5.1f} s): report {seconds:6.2f} s "
+              f"(median of {args.repeat}), page {out.stat().st_size / 1e6:.2f} MB, "
+              f"{report.totals['runs']:,} runs in the period, "
+              f"{report.totals['open_flags']} open flags; rows per panel: "
+              + ", ".join(f"{k} {v}" for k, v in counts.items()), flush=True)
+    spark.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

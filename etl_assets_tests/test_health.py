@@ -1,0 +1,174 @@
+"""The health report's numbers, from a log seeded with known runs, failures and flags.
+
+The page embeds its data as JSON (`#report-data`); these tests read it back from the written
+file and compare it with numbers computed from the seeded records in Python, so a wrong
+Spark SQL aggregate (a period off by one day, a flag that is not the latest evaluation, a
+retry counted as a load) fails here. The browser test (test_health_browser.py) checks that
+the same page draws.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from pyspark.sql import SparkSession
+
+from etl_assets import cli
+from etl_assets import health as H
+from etl_assets.health import build_health_report_asset, build_report, write_report
+from etl_assets.settings import Settings
+from etl_assets.spark import build_spark_resource
+from etl_assets.specs import Project
+from etl_assets.tables import EtlLogResource
+from etl_assets_tests.health_seed import (
+    DAYS,
+    LOG_DB,
+    QUALITY_CHECK,
+    ROW_CHECK,
+    Seed,
+    expected_totals,
+    page_data,
+)
+
+EMPTY_DB = "etl_log_health_empty"
+
+
+def test_report_numbers_match_the_seeded_log(
+    spark: SparkSession, seeded_log: Seed, tmp_path: Path
+) -> None:
+    page = tmp_path / "health.html"
+    write_report(spark, LOG_DB, page, days=30, as_of=seeded_log.as_of)
+    data = page_data(page)
+    runs = seeded_log.in_period(30)
+
+    assert data["totals"] == expected_totals(seeded_log, 30)
+    assert data["totals"]["open_flags"] == 2 and data["totals"]["failed"] == 1
+    assert {r["status"]: r["runs"] for r in data["status"]} == {
+        "SUCCESS": 5 * DAYS, "FAILED": 1, "RETRY": 1}
+    by_domain = {(r["domain"], r["status"]): r["runs"] for r in data["status_by_domain"]}
+    assert by_domain == {("sales", "SUCCESS"): 3 * DAYS, ("finance", "SUCCESS"): 2 * DAYS,
+                         ("finance", "FAILED"): 1, ("finance", "RETRY"): 1}
+
+    # Runs per day by status, and rows per day, against the records.
+    expected_daily: dict[tuple[str, str], int] = {}
+    for run in runs:
+        key = (run.finished_at.date().isoformat(), run.status)
+        expected_daily[key] = expected_daily.get(key, 0) + 1
+    assert {(r["day"], r["status"]): r["runs"] for r in data["daily"]} == expected_daily
+    last_day = seeded_log.as_of.isoformat()
+    rows_last_day = sum(r.row_count for r in runs
+                        if r.status == "SUCCESS" and r.finished_at.date() == seeded_log.as_of)
+    (last,) = [r for r in data["daily"] if r["day"] == last_day and r["status"] == "SUCCESS"]
+    assert last["rows_loaded"] == rows_last_day
+
+    # The one failure in the period, with its error text; the 40-day-old one is left out.
+    (failure,) = data["failures"]
+    assert failure["asset"] == "ledger"
+    assert failure["error"].startswith("AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]")
+
+    # Open flags: the latest evaluation failed. ERROR first; ledger's flag has closed since.
+    flags = [(f["asset"], f["check_name"], f["severity"]) for f in data["flags"]]
+    assert flags == [("customers_dim", QUALITY_CHECK, "ERROR"),
+                     ("invoices", ROW_CHECK, "WARN")]
+    assert data["flags"][1]["description"].startswith("row_count 2,000 is 75% below")
+
+    # Slowest first: ledger (48-50 s) then invoices (20-22 s).
+    assert [s["asset"] for s in data["slowest"]][:2] == ["ledger", "invoices"]
+    assert {r["asset"] for r in data["durations"]} == {s["asset"] for s in data["slowest"]}
+
+    # Sparklines: flagged tables first; one point per load, flagged points carry the check.
+    lines = {s["asset"]: s["points"] for s in data["sparklines"]}
+    assert [s["asset"] for s in data["sparklines"]][:3] == ["customers_dim", "invoices", "ledger"]
+    assert all(len(points) == DAYS for points in lines.values())
+    assert lines["invoices"][-1] == {"x": lines["invoices"][-1]["x"], "row_count": 2_000,
+                                     "flagged": ROW_CHECK}
+    assert lines["customers_dim"][-1]["flagged"] == QUALITY_CHECK
+    flagged_ledger = [p for p in lines["ledger"] if p["flagged"]]
+    assert len(flagged_ledger) == 1
+    assert flagged_ledger[0]["x"].startswith((seeded_log.as_of - timedelta(days=3)).isoformat())
+    assert lines["daily_sales"][-1]["x"] == last_day  # partitioned: the partition key
+
+
+def test_period_counts_only_its_days(spark: SparkSession, seeded_log: Seed) -> None:
+    one_day = build_report(spark, LOG_DB, days=1, as_of=seeded_log.as_of)
+    assert one_day.totals == expected_totals(seeded_log, 1)
+    assert one_day.totals["runs"] == 5
+    assert {r["day"] for r in one_day.daily} == {seeded_log.as_of.isoformat()}
+    wide = build_report(spark, LOG_DB, days=60, as_of=seeded_log.as_of)
+    assert wide.totals["failed"] == 2  # the old failure is inside 60 days
+    assert [f["error"] for f in wide.failures][-1] == "old failure"
+
+
+def test_empty_log_says_no_runs_yet(spark: SparkSession, tmp_path: Path) -> None:
+    page = tmp_path / "empty.html"
+    report = write_report(spark, EMPTY_DB, page, days=30)
+    assert report.empty and not report.log_has_runs
+    text = page.read_text(encoding="utf-8")
+    assert 'id="no-runs"' in text and "No runs yet" in text
+    assert page_data(page)["totals"]["runs"] == 0
+
+
+def test_runs_only_before_the_period_say_so(spark: SparkSession, seeded_log: Seed) -> None:
+    report = build_report(spark, LOG_DB, days=7, as_of=seeded_log.as_of + timedelta(days=100))
+    assert report.empty and report.log_has_runs
+    assert "No runs in the last 7 days" in H.summary_markdown(report)
+
+
+def test_page_is_self_contained(spark: SparkSession, seeded_log: Seed, tmp_path: Path) -> None:
+    page = tmp_path / "health.html"
+    write_report(spark, LOG_DB, page, as_of=seeded_log.as_of)
+    text = page.read_text(encoding="utf-8")
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
+    assert "Plotly.newPlot" in text and text.count("<script") > 5
+
+
+def test_etl_assets_report_command(
+    spark: SparkSession, seeded_log: Seed, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.setenv("ETL_ASSETS_LOG_DB", LOG_DB)
+    out = tmp_path / "cli.html"
+    assert cli.main(["report", "--days", "30", "--out", str(out)], spark=spark) == 0
+    printed = capsys.readouterr().out
+    expected = expected_totals(seeded_log, 30)
+    assert f"wrote {out}" in printed
+    assert f"{expected['runs']:,} runs (1 failed), 2 open flags" in printed
+    assert page_data(out)["log_db"] == LOG_DB
+    with pytest.raises(SystemExit):
+        cli.main(["report", "--days", "0"], spark=spark)
+
+
+def test_health_report_asset_materializes_summary_and_path(
+    spark: SparkSession, settings: Settings, demo_project: Project, seeded_log: Seed,
+    instance: dg.DagsterInstance, tmp_path: Path,
+) -> None:
+    home = dataclasses.replace(settings, home=tmp_path / "home")
+    asset = build_health_report_asset(demo_project, home)
+    assert {k.path[-1] for k in asset.dependency_keys} == set(demo_project.tables)
+    result = dg.materialize(
+        [asset], instance=instance,
+        resources={"spark": build_spark_resource(settings),
+                   "etl_log": EtlLogResource(database=LOG_DB)})
+    assert result.success
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    page = tmp_path / "home" / "reports" / "health.html"
+    assert metadata[H.PAGE].value == str(page) and page.exists()
+    expected = expected_totals(seeded_log, 30)
+    assert metadata[H.RUNS].value == expected["runs"]
+    assert metadata[H.OPEN_FLAGS].value == 2
+    summary = metadata[H.SUMMARY].value
+    assert f"{expected['rows_loaded']:,} rows" in summary
+    assert "customers_dim.email_not_null" in summary and str(page) in summary
+    assert page_data(page)["totals"] == expected
+
+
+def test_as_of_defaults_to_today_utc(spark: SparkSession) -> None:
+    report = build_report(spark, EMPTY_DB, days=3)
+    today = datetime.now(timezone.utc).date()
+    assert report.end == today.isoformat()
+    assert date.fromisoformat(report.start) == today - timedelta(days=2)
