@@ -226,9 +226,9 @@ def _source(spark: SparkSession, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _evaluations(result: dg.ExecuteInProcessResult, asset: str) -> dict:
-    """The quality rules' evaluations of an asset (the anomaly checks have no `rule`)."""
+    """The quality rules' evaluations of an asset (the anomaly checks have no `computed`)."""
     return {e.check_name: e for e in result.get_asset_check_evaluations()
-            if e.asset_key == dg.AssetKey(asset) and Q.RULE in e.metadata}
+            if e.asset_key == dg.AssetKey(asset) and Q.COMPUTED in e.metadata}
 
 
 @pytest.fixture(scope="module")
@@ -444,3 +444,14 @@ tables:
     assert not result.success
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {dg.AssetKey("gate")}
+
+
+def test_failed_rules_reach_the_alert_sensor_and_the_demo_declares_rules(demo_project) -> None:
+    from etl_assets.sensors import _check_keys
+
+    keys = set(_check_keys(demo_project, None))
+    assert dg.AssetCheckKey(dg.AssetKey("clean_orders"), "customer_known") in keys
+    assert dg.AssetCheckKey(dg.AssetKey("report_data"), "positive_order_count") in keys
+    demo = Q.table_rules(demo_project.tables["clean_orders"])
+    known = next(r for r in demo if r.name == "customer_known")
+    assert known.spec.severity == "WARN" and not known.spec.blocking
