@@ -27,12 +27,13 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from metrics_overhead import DATA, generate as generate_orders  # noqa: E402 - bench/ is no package
+
 from etl_assets.settings import load_settings
 from etl_assets.spark import build_session
 from etl_assets.specs import load_project
 from etl_assets.tables import load_table
-
-DATA = Path(__file__).resolve().parent / "data"
 
 IN_WRITE = """
       - {not_null: [order_id, customer_id]}
@@ -72,24 +73,13 @@ VARIANTS = {"a no rules": "no_rules", "b 8 rules in the write": "eight_in_write"
 
 
 def generate(spark: SparkSession, rows: int) -> tuple[str, str]:
-    """The orders (the metrics benchmark's shape) and a customers table, generated once."""
-    orders = DATA / f"orders_v2_{rows}"
-    if not (orders / "_SUCCESS").exists():
-        spark.range(rows).selectExpr(
-            "id AS order_id",
-            "CAST(id % 50000 AS INT) AS customer_id",
-            "element_at(array('ELEC','BOOK','MUSC','HOME','TOYS','FOOD','BEAU','SPRT'), "
-            "CAST(id % 8 AS INT) + 1) AS category_code",
-            "CAST((id * 7919 % 100000) / 100.0 AS DECIMAL(12,2)) AS amount",
-            "CAST(id % 5 + 1 AS INT) AS quantity",
-            "date_add(DATE'2026-01-01', CAST(id % 90 AS INT)) AS order_date",
-            "CASE WHEN id % 97 = 0 THEN NULL ELSE CAST(id % 1000 AS DOUBLE) / 10 END AS score",
-        ).write.mode("overwrite").parquet(str(orders))
+    """The orders (the metrics benchmark's table, shared on disk) and 50,000 customers."""
+    orders = generate_orders(spark, rows)
     customers = DATA / "customers_50000"
     if not (customers / "_SUCCESS").exists():
         spark.range(50_000).selectExpr("CAST(id AS INT) AS customer_id").write.mode(
             "overwrite").parquet(str(customers))
-    return str(orders), str(customers)
+    return orders, str(customers)
 
 
 def main() -> int:

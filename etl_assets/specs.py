@@ -245,6 +245,20 @@ _FRACTION_KINDS = ("accepted_values", "range", "pattern", "unique", "relationshi
 RuleValue = int | float | datetime | date | str
 
 
+def _check_bounds(rule: Any, kind: str) -> Any:
+    """A `range` or `row_count` rule has a bound, and `min` is not above `max`."""
+    if rule.min is None and rule.max is None:
+        raise ValueError(f"{kind} needs min, max or both")
+    try:
+        inverted = rule.min is not None and rule.max is not None and rule.min > rule.max
+    except TypeError as err:
+        raise ValueError(f"{kind} min {rule.min!r} and max {rule.max!r} are not of one "
+                         "type") from err
+    if inverted:
+        raise ValueError(f"{kind} min {rule.min!r} is above max {rule.max!r}")
+    return rule
+
+
 class AcceptedValuesRule(_Strict):
     """`accepted_values`: every non-null value of `column` is one of `values`."""
 
@@ -263,18 +277,7 @@ class RangeRule(_Strict):
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
-    @model_validator(mode="after")
-    def _bounds(self) -> RangeRule:
-        if self.min is None and self.max is None:
-            raise ValueError("range needs min, max or both")
-        try:
-            inverted = self.min is not None and self.max is not None and self.min > self.max
-        except TypeError as err:
-            raise ValueError(f"range min {self.min!r} and max {self.max!r} are not of one "
-                             "type") from err
-        if inverted:
-            raise ValueError(f"range min {self.min!r} is above max {self.max!r}")
-        return self
+    _bounds = model_validator(mode="after")(lambda self: _check_bounds(self, "range"))
 
 
 class PatternRule(_Strict):
@@ -302,13 +305,7 @@ class RowCountRule(_Strict):
     min: int | None = Field(default=None, ge=0)
     max: int | None = Field(default=None, ge=0)
 
-    @model_validator(mode="after")
-    def _bounds(self) -> RowCountRule:
-        if self.min is None and self.max is None:
-            raise ValueError("row_count needs min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"row_count min {self.min} is above max {self.max}")
-        return self
+    _bounds = model_validator(mode="after")(lambda self: _check_bounds(self, "row_count"))
 
 
 class FreshnessRule(_Strict):

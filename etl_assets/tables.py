@@ -170,11 +170,7 @@ def build_frame(
             f"{table.file}: table '{table.name}': field '{field_name}': columns {missing} are "
             f"not produced by the sql (columns: {frame.columns})"
         )
-    if spec.partitions and request.window:
-        column = F.col(quote(spec.partitions.column))
-        kind = frame.schema[spec.partitions.column].dataType
-        start, end = request.window
-        frame = frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
+    frame = in_window(frame, table, request)
     if spec.repartition:
         frame = frame.repartition(spec.repartition)
     elif spec.coalesce:
@@ -204,14 +200,8 @@ def combine_with_existing(
         table.qualified_name
     ):
         return new
-    existing = spark.table(table.qualified_name)
+    existing = in_window(spark.table(table.qualified_name), table, request)
     spec = table.spec
-    if spec.partitions and request.window:
-        column = F.col(quote(spec.partitions.column))
-        kind = existing.schema[spec.partitions.column].dataType
-        start, end = request.window
-        existing = existing.where(
-            (column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
     if mode == "delete_insert":
         condition = F.expr(render_template(spec.target_condition or "", request.template_values()))
         kept = existing.where(~F.coalesce(condition, F.lit(False)))
@@ -317,7 +307,7 @@ def load_table(
     if any(r.computed == Q.BY_QUERY for r in rules.rules):
         with _job_group(spark, f"{group}:quality", f"etl_assets quality {table.qualified_name}"):
             outcomes += Q.run_query_rules(
-                spark, rules, _written_rows(spark, table, request),
+                spark, rules, in_window(spark.table(table.qualified_name), table, request),
                 lambda name: read_input(spark, project, name), metrics[M.ROW_COUNT])
     order = {r.name: i for i, r in enumerate(rules.rules)}
     return LoadResult(
@@ -335,16 +325,16 @@ def load_table(
     )
 
 
-def _written_rows(spark: SparkSession, table: Table, request: LoadRequest) -> DataFrame:
-    """The rows a load wrote, as published: the table, or its run's partitions."""
-    frame = spark.table(table.qualified_name)
+def in_window(frame: DataFrame, table: Table, request: LoadRequest) -> DataFrame:
+    """The rows of a time-partitioned table's frame in the run's `[start, end)` window (all
+    rows otherwise)."""
     spec = table.spec
-    if spec.partitions and request.window:
-        column = F.col(quote(spec.partitions.column))
-        kind = frame.schema[spec.partitions.column].dataType
-        start, end = request.window
-        frame = frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
-    return frame
+    if not (spec.partitions and request.window):
+        return frame
+    column = F.col(quote(spec.partitions.column))
+    kind = frame.schema[spec.partitions.column].dataType
+    start, end = request.window
+    return frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
 
 
 def _split_rejected(

@@ -225,6 +225,14 @@ def _source(spark: SparkSession, tmp_path: Path) -> tuple[Path, Path]:
     return source, codes
 
 
+def _project(tmp_path: Path, db: str, source: Path, tables: str, folder: str = "spec"):
+    """A project reading the parquet `source` as `src`, with the given `tables:` entries."""
+    write_spec(tmp_path / folder, f"database: {db}\n"
+               f"sources: {{src: {{format: parquet, path: {source}}}}}\n"
+               f"tables:\n{textwrap.indent(textwrap.dedent(tables), '  ')}")
+    return load_project(tmp_path / folder)
+
+
 def _evaluations(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     """The quality rules' evaluations of an asset (the anomaly checks have no `computed`)."""
     return {e.check_name: e for e in result.get_asset_check_evaluations()
@@ -291,20 +299,16 @@ def test_runtime_unknown_column_fails_the_load_and_keeps_the_table(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
     source, _ = _source(spark, tmp_path)
-    spec = """
-database: t_q_bad
-sources: {{src: {{format: parquet, path: {source}}}}}
-tables:
-  - name: kept
-    inputs: [src]
-    sql: SELECT * FROM src
-{quality}
-"""
-    write_spec(tmp_path / "ok", spec.format(source=source, quality=""))
-    assert materialize_project(load_project(tmp_path / "ok"), settings, instance).success
-    write_spec(tmp_path / "bad", spec.format(
-        source=source, quality="    quality:\n      - {range: {column: amuont, min: 0}}"))
-    bad = load_project(tmp_path / "bad")
+    table = """
+        - name: kept
+          inputs: [src]
+          sql: SELECT * FROM src
+        """
+    ok = _project(tmp_path, "t_q_bad", source, table, "ok")
+    assert materialize_project(ok, settings, instance).success
+    bad = _project(tmp_path, "t_q_bad", source, table + """  quality:
+            - {range: {column: amuont, min: 0}}
+        """, "bad")
     with pytest.raises(LoadError) as caught:
         load_table(spark, bad, bad.tables["kept"], "run-bad")
     message = str(caught.value)
@@ -314,27 +318,23 @@ tables:
     assert spark.table("t_q_bad.kept").count() == 8
 
 
-QUARANTINE_SPEC = """
-database: t_quar
-sources: {{src: {{format: parquet, path: {source}}}}}
-tables:
-  - name: orders
-    inputs: [src]
-    sql: SELECT id, code, amount, score, ts, `이름` AS name FROM src
-    metrics: {{categorical: [code]}}
-    quality:
-      - {{not_null: [id], on_fail: quarantine}}
-      - {{range: {{column: amount, min: 0, max: 100}}, on_fail: quarantine}}
-      - {{accepted_values: {{column: code, values: [A, B]}}}}
-"""
+QUARANTINE = """
+    - name: orders
+      inputs: [src]
+      sql: SELECT id, code, amount, score, ts, `이름` AS name FROM src
+      metrics: {categorical: [code]}
+      quality:
+        - {not_null: [id], on_fail: quarantine}
+        - {range: {column: amount, min: 0, max: 100}, on_fail: quarantine}
+        - {accepted_values: {column: code, values: [A, B]}}
+    """
 
 
 def test_quarantine_keeps_every_row_exactly_once(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
     source, _ = _source(spark, tmp_path)
-    write_spec(tmp_path / "spec", QUARANTINE_SPEC.format(source=source))
-    project = load_project(tmp_path / "spec")
+    project = _project(tmp_path, "t_quar", source, QUARANTINE)
     result = materialize_project(project, settings, instance)
     loaded = spark.table("t_quar.orders")
     rejected = spark.table("t_quar.orders__rejected")
@@ -361,26 +361,21 @@ def test_quarantine_keeps_every_row_exactly_once(
 
 def test_rules_in_the_observe_add_no_spark_job(spark: SparkSession, tmp_path: Path) -> None:
     source, _ = _source(spark, tmp_path)
-    spec = """
-database: t_jobs
-sources: {{src: {{format: parquet, path: {source}}}}}
-tables:
-  - name: bare
-    inputs: [src]
-    sql: SELECT * FROM src
-  - name: ruled
-    inputs: [src]
-    sql: SELECT * FROM src
-    quality:
-      - {{not_null: [id, code]}}
-      - {{accepted_values: {{column: code, values: [A, B]}}}}
-      - {{range: {{column: amount, min: 0, max: 100}}}}
-      - {{pattern: {{column: 이름, regex: '^[가-힣]$'}}}}
-      - {{row_count: {{min: 1}}}}
-      - {{freshness: {{column: ts, max_age: 1h}}}}
-"""
-    write_spec(tmp_path, spec.format(source=source))
-    project = load_project(tmp_path)
+    project = _project(tmp_path, "t_jobs", source, """
+        - name: bare
+          inputs: [src]
+          sql: SELECT * FROM src
+        - name: ruled
+          inputs: [src]
+          sql: SELECT * FROM src
+          quality:
+            - {not_null: [id, code]}
+            - {accepted_values: {column: code, values: [A, B]}}
+            - {range: {column: amount, min: 0, max: 100}}
+            - {pattern: {column: 이름, regex: '^[가-힣]$'}}
+            - {row_count: {min: 1}}
+            - {freshness: {column: ts, max_age: 1h}}
+        """)
     tracker = spark.sparkContext.statusTracker()
     jobs = {}
     for name in ("bare", "ruled"):
@@ -395,21 +390,17 @@ def test_empty_table_passes_row_rules_and_fails_freshness(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
     source, _ = _source(spark, tmp_path)
-    spec = """
-database: t_empty
-sources: {{src: {{format: parquet, path: {source}}}}}
-tables:
-  - name: empty
-    inputs: [src]
-    sql: SELECT * FROM src WHERE id > 1000
-    quality:
-      - {{not_null: [id], on_fail: quarantine}}
-      - {{unique: [id]}}
-      - {{freshness: {{column: ts, max_age: 26h}}}}
-      - {{row_count: {{min: 1}}}}
-"""
-    write_spec(tmp_path, spec.format(source=source))
-    result = materialize_project(load_project(tmp_path), settings, instance)
+    project = _project(tmp_path, "t_empty", source, """
+        - name: empty
+          inputs: [src]
+          sql: SELECT * FROM src WHERE id > 1000
+          quality:
+            - {not_null: [id], on_fail: quarantine}
+            - {unique: [id]}
+            - {freshness: {column: ts, max_age: 26h}}
+            - {row_count: {min: 1}}
+        """)
+    result = materialize_project(project, settings, instance)
     evaluations = _evaluations(result, "empty")
     assert evaluations["not_null_id"].passed and evaluations["unique_id"].passed
     assert evaluations["not_null_id"].metadata[Q.ROWS_JUDGED].value == 0
@@ -423,22 +414,17 @@ def test_blocking_error_rule_skips_downstream(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
     source, _ = _source(spark, tmp_path)
-    spec = """
-database: t_block
-sources: {{src: {{format: parquet, path: {source}}}}}
-tables:
-  - name: gate
-    inputs: [src]
-    sql: SELECT * FROM src
-    quality:
-      - {{unique: [id], severity: ERROR, blocking: true}}
-  - name: after_gate
-    inputs: [gate]
-    sql: SELECT count(*) AS n FROM gate
-"""
-    write_spec(tmp_path, spec.format(source=source))
-    result = materialize_project(load_project(tmp_path), settings, instance,
-                                 raise_on_error=False)
+    project = _project(tmp_path, "t_block", source, """
+        - name: gate
+          inputs: [src]
+          sql: SELECT * FROM src
+          quality:
+            - {unique: [id], severity: ERROR, blocking: true}
+        - name: after_gate
+          inputs: [gate]
+          sql: SELECT count(*) AS n FROM gate
+        """)
+    result = materialize_project(project, settings, instance, raise_on_error=False)
     evaluation = _evaluations(result, "gate")["unique_id"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert not result.success
