@@ -519,9 +519,9 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     """
     spec = table.spec
     partitions_def = partitions_definition(table)
-
-    @dg.asset(
-        key=dg.AssetKey(spec.name),
+    key = dg.AssetKey(spec.name)
+    asset_spec = dg.AssetSpec(
+        key=key,
         deps=_deps(project, table),
         description=spec.description or f"Hive table {table.qualified_name}",
         group_name=spec.group or table.domain,
@@ -531,20 +531,33 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
         code_version=table.code_version,
         metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
                   "write_mode": spec.write_mode},
+        freshness_policy=freshness_policy(table),
+        automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
+    )
+
+    # A multi-asset of one table, so that its checks can be selected without it (the UI's
+    # "Execute checks", `AssetSelection.checks_for_assets`): the anomaly checks then judge the
+    # latest load, while the quality rules, measured only during a load, report nothing.
+    @dg.multi_asset(
+        name=spec.name,
+        specs=[asset_spec],
+        check_specs=Q.quality_check_specs(table) or None,
+        can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy(table),
-        freshness_policy=freshness_policy(table),
-        automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
         # One writer per table: runs that materialize the same table wait for each other's
         # step (the instance's `concurrency: pools` limit), other tables run alongside.
         pool=table_pool(table),
-        check_specs=Q.quality_check_specs(table) or None,
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
-    ) -> dg.MaterializeResult:
-        return materialize_table(context, spark.spark_session, etl_log, project, table)
+    ) -> Iterator[dg.MaterializeResult]:
+        if key not in context.selected_asset_keys:
+            context.log.info(f"{spec.name} is not materialized in this run: its quality rules "
+                             "are measured while it loads, so they report nothing")
+            return
+        yield materialize_table(context, spark.spark_session, etl_log, project, table)
 
     return _table
 
@@ -630,7 +643,7 @@ def materialize_table(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
         f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
     )
-    return dg.MaterializeResult(metadata=shared,
+    return dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
                                 check_results=_quality_results(context, etl_log, spark, table,
                                                                request, result))
 

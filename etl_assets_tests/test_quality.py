@@ -22,7 +22,7 @@ from pyspark.testing import assertDataFrameEqual
 from etl_assets import quality as Q
 from etl_assets.specs import QualityRuleSpec, SpecError, load_project
 from etl_assets.tables import LoadError, load_table
-from etl_assets_tests.helpers import materialize_project, write_spec
+from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
 # --- spec validation, no Spark ----------------------------------------------------------------
 
@@ -430,6 +430,12 @@ def test_blocking_error_rule_skips_downstream(
     assert not result.success
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert materialized == {dg.AssetKey("gate")}
+    # The table's checks can still run alone: the anomaly checks judge the load, the rules
+    # (measured only while loading) report nothing and keep their last result.
+    alone = execute_checks_only(project, settings, instance, "gate")
+    assert alone.success and not alone.get_asset_materialization_events()
+    judged = {e.check_name for e in alone.get_asset_check_evaluations()}
+    assert "row_count_anomaly" in judged and "unique_id" not in judged
 
 
 def test_failed_rules_reach_the_alert_sensor_and_the_demo_declares_rules(demo_project) -> None:
