@@ -219,9 +219,11 @@ def _literal(table: Table, rule: Rule, where: str, value: Any, kind: T.DataType)
             except InvalidOperation:
                 problem = "a number"
             else:
-                if isinstance(kind, T.DecimalType):
+                # No cast to the column's type: a bound of 0.5 on an integer column stays 0.5
+                # (Spark widens the column for the comparison).
+                if isinstance(kind, T.DecimalType) or isinstance(value, str):
                     return F.lit(number)
-                return F.lit(float(number) if isinstance(kind, _FLOATING) else value).cast(kind)
+                return F.lit(value)
     elif isinstance(kind, T.DateType):
         try:
             day = value if isinstance(value, date) and not isinstance(value, datetime) else (

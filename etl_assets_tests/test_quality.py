@@ -447,3 +447,27 @@ def test_failed_rules_reach_the_alert_sensor_and_the_demo_declares_rules(demo_pr
     demo = Q.table_rules(demo_project.tables["clean_orders"])
     known = next(r for r in demo if r.name == "customer_known")
     assert known.spec.severity == "WARN" and not known.spec.blocking
+
+
+def test_quarantine_on_a_daily_partitioned_table(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    source = tmp_path / "days"
+    spark.sql("SELECT * FROM VALUES (1, DATE'2026-03-01', 5), (2, DATE'2026-03-01', -1), "
+              "(3, DATE'2026-03-02', 7), (4, DATE'2026-03-02', -2) AS t(id, day, qty)"
+              ).write.parquet(str(source))
+    project = _project(tmp_path, "t_quar_days", source, """
+        - name: days
+          inputs: [src]
+          partitions: {type: daily, start: 2026-03-01, column: day}
+          sql: SELECT * FROM src WHERE day >= '{partition_start}' AND day < '{partition_end}'
+          quality:
+            - {range: {column: qty, min: 0}, on_fail: quarantine}
+        """)
+    for day in ("2026-03-01", "2026-03-02"):
+        result = materialize_project(project, settings, instance, partition_key=day)
+        assert _evaluations(result, "days")["range_qty"].metadata[Q.ROWS_QUARANTINED].value == 1
+    assert sorted(r.id for r in spark.table("t_quar_days.days").collect()) == [1, 3]
+    rejected = [(r.id, r.day.isoformat(), r[Q.REJECTED_BY])
+                for r in spark.table("t_quar_days.days__rejected").collect()]
+    assert sorted(rejected) == [(2, "2026-03-01", "range_qty"), (4, "2026-03-02", "range_qty")]
