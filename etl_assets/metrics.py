@@ -42,6 +42,7 @@ CATEGORIES = "categories/"
 CATEGORY_COUNT = "category_count/"
 CATEGORIES_CAPPED = "categories_capped/"
 WATERMARK = "watermark"
+ROWS_REJECTED = "rows_rejected"
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
@@ -84,23 +85,28 @@ class MetricPlan:
         observation = Observation(f"etl_assets_{uuid.uuid4().hex[:8]}")
         return frame.observe(observation, *self.exprs), observation
 
+    def observed(self, observation: Observation | None) -> dict[str, Any]:
+        """Every observed value by name, the extra aggregates' too (waits for the write)."""
+        values = observation.get if observation is not None else {}
+        return {name: values.get(alias) for alias, name in self.names.items()}
+
     def collect(
         self,
         spark: SparkSession,
         observation: Observation | None,
         location: str,
         footer: "FooterStats | None" = None,
+        observed: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """All metrics of a finished write, in a stable order (row count, then per column).
 
         Call only after the write succeeded: `Observation.get` waits for the write's job.
         `footer`: the written files' footer statistics if already read (else read here).
+        `observed`: `observed(observation)` if already read. Extra aggregates are left out.
         """
         footer = footer or read_footers(spark, location, self.footer_columns)
-        observed = observation.get if observation is not None else {}
         found: dict[str, Any] = {ROW_COUNT: footer.rows}
-        for alias, name in self.names.items():
-            found[name] = observed.get(alias)
+        found.update(observed if observed is not None else self.observed(observation))
         for column in self.footer_columns:
             found[NULL_COUNT + column] = footer.nulls[column]
             if column in footer.minimum:
@@ -144,6 +150,8 @@ def plan_metrics(
     options: MetricsSpec,
     partition_by: Sequence[str] = (),
     watermark_column: str | None = None,
+    keep: Column | None = None,
+    extra: Sequence[tuple[str, Column]] = (),
 ) -> MetricPlan:
     """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
 
@@ -151,6 +159,10 @@ def plan_metrics(
     gives null instead of failing the write; NaN excluded from sums of floating columns and
     counted apart); min/max for date and timestamp columns; for declared categorical columns the
     sorted set of distinct values (capped at `category_cap`) and its exact size.
+
+    `keep`: when given, the observed metrics cover only the rows where it is true (the rows
+    loaded when others are quarantined). `extra`: more `(name, aggregate)` pairs to observe in
+    the same pass (data-quality rules); `MetricPlan.observed` returns them.
 
     Raises:
         MetricsConfigError: A `sum` or `categorical` column is missing or a `sum` column is not
@@ -184,6 +196,8 @@ def plan_metrics(
     footer_columns = []
     for field in schema.fields:
         col = F.col(f"`{field.name}`")
+        if keep is not None:  # aggregates skip nulls: a dropped row counts nowhere
+            col = F.when(keep, col)
         in_footer = field.name not in partition_by and isinstance(field.dataType, _ATOMIC)
         if in_footer:
             footer_columns.append(field.name)
@@ -210,13 +224,17 @@ def plan_metrics(
                 f"incremental.column '{watermark_column}' is not in the table's columns "
                 f"{list(fields)}: keep it in the sql's output to track the watermark"
             )
-        add(WATERMARK, F.max(F.col(f"`{watermark_column}`")).cast("string"))
+        mark = F.col(f"`{watermark_column}`")
+        add(WATERMARK, F.max(mark if keep is None else F.when(keep, mark)).cast("string"))
     capped = {}
     for column in options.categorical:
-        values = F.collect_set(F.col(f"`{column}`").cast("string"))
+        value = F.col(f"`{column}`").cast("string")
+        values = F.collect_set(value if keep is None else F.when(keep, value))
         add(CATEGORIES + column, F.slice(F.array_sort(values), 1, options.category_cap + 1))
         add(CATEGORY_COUNT + column, F.size(values))
         capped[column] = options.category_cap
+    for name, expr in extra:
+        add(name, expr)
     return MetricPlan(schema, exprs, names, capped, tuple(footer_columns))
 
 

@@ -24,6 +24,7 @@ from dagster_pyspark import LazyPySparkResource
 
 from etl_assets.alerts import Alert, deliver, record_alerts
 from etl_assets.hive_log import FAILED, HiveLog, RunRecord
+from etl_assets.quality import quality_check_specs
 from etl_assets.settings import AlertSettings, load_alert_settings
 from etl_assets.specs import Project, Source
 from etl_assets.tables import EtlLogResource
@@ -92,7 +93,8 @@ def _alert_run(alerts: list[tuple[Alert, list[str]]], key: str, **extra) -> dg.R
 def _check_keys(project: Project, instance: dg.DagsterInstance) -> list[dg.AssetCheckKey]:
     from etl_assets.checks import check_specs  # checks imports tables; keep imports one-way
 
-    return [spec.key for table in project.tables.values() for spec in check_specs(table)]
+    return [spec.key for table in project.tables.values()
+            for spec in [*check_specs(table), *quality_check_specs(table)]]
 
 
 def failed_check_alerts(

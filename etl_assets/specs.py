@@ -12,7 +12,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any, Literal
@@ -238,6 +238,215 @@ class ChecksSpec(_Strict):
         return self
 
 
+QUALITY_KINDS = ("not_null", "unique", "accepted_values", "range", "pattern", "row_count",
+                 "freshness", "relationship", "sql")
+ROW_LEVEL_KINDS = ("not_null", "accepted_values", "range", "pattern")
+_FRACTION_KINDS = ("accepted_values", "range", "pattern", "unique", "relationship", "sql")
+RuleValue = int | float | datetime | date | str
+
+
+def _check_bounds(rule: Any, kind: str) -> Any:
+    """A `range` or `row_count` rule has a bound, and `min` is not above `max`."""
+    if rule.min is None and rule.max is None:
+        raise ValueError(f"{kind} needs min, max or both")
+    try:
+        inverted = rule.min is not None and rule.max is not None and rule.min > rule.max
+    except TypeError as err:
+        raise ValueError(f"{kind} min {rule.min!r} and max {rule.max!r} are not of one "
+                         "type") from err
+    if inverted:
+        raise ValueError(f"{kind} min {rule.min!r} is above max {rule.max!r}")
+    return rule
+
+
+class AcceptedValuesRule(_Strict):
+    """`accepted_values`: every non-null value of `column` is one of `values`."""
+
+    column: str
+    values: list[bool | int | float | str] = Field(min_length=1)
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+
+class RangeRule(_Strict):
+    """`range`: non-null values of `column` lie in `[min, max]` (inclusive, either optional)."""
+
+    column: str
+    min: RuleValue | None = None
+    max: RuleValue | None = None
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    _bounds = model_validator(mode="after")(lambda self: _check_bounds(self, "range"))
+
+
+class PatternRule(_Strict):
+    """`pattern`: non-null values of `column` (as text) contain a match of `regex` (Java
+    syntax; anchor with `^...$` to match the whole value)."""
+
+    column: str
+    regex: str
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as err:
+            raise ValueError(f"regex {value!r} does not compile: {err}") from err
+        return value
+
+
+class RowCountRule(_Strict):
+    """`row_count`: the load wrote between `min` and `max` rows (inclusive)."""
+
+    min: int | None = Field(default=None, ge=0)
+    max: int | None = Field(default=None, ge=0)
+
+    _bounds = model_validator(mode="after")(lambda self: _check_bounds(self, "row_count"))
+
+
+class FreshnessRule(_Strict):
+    """`freshness`: the newest value of a date/timestamp `column` is at most `max_age` old."""
+
+    column: str
+    max_age: str
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    @field_validator("max_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
+class RelationshipRule(_Strict):
+    """`relationship`: every non-null `column` value exists in `to` (`table.column`)."""
+
+    column: str
+    to: str
+
+    _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    @field_validator("to")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        table, _, column = value.partition(".")
+        if not table or not column:
+            raise ValueError(f"to {value!r} must be <table>.<column> (a table or source of the "
+                             "project)")
+        _check_identifier(table, "relationship table")
+        _check_columns([column])
+        return value
+
+
+_CHECK_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+class QualityRuleSpec(_Strict):
+    """One data-quality rule of a table: exactly one rule kind plus how a failure is treated.
+
+    Each rule becomes a Dagster asset check named `name` (default: the kind and its columns).
+    `severity` WARN (default) or ERROR; `blocking: true` (ERROR only) skips the downstream
+    tables of the run when the rule fails. `on_fail: quarantine` (row-level kinds only) moves
+    the offending rows to `<table>__rejected` and loads the rest. `max_null_fraction`
+    (`not_null`) and `max_invalid_fraction` (other row kinds) tolerate that fraction of rows.
+    """
+
+    name: str | None = None
+    description: str | None = None
+    severity: Severity = "WARN"
+    blocking: bool = False
+    on_fail: Literal["report", "quarantine"] = "report"
+    max_null_fraction: float | None = Field(default=None, ge=0, le=1)
+    max_invalid_fraction: float | None = Field(default=None, ge=0, le=1)
+    not_null: list[str] | None = Field(default=None, min_length=1)
+    unique: list[str] | None = Field(default=None, min_length=1)
+    accepted_values: AcceptedValuesRule | None = None
+    range: RangeRule | None = None
+    pattern: PatternRule | None = None
+    row_count: RowCountRule | None = None
+    freshness: FreshnessRule | None = None
+    relationship: RelationshipRule | None = None
+    sql: str | None = None
+
+    _not_null = field_validator("not_null")(lambda v: None if v is None else _check_columns(v))
+    _unique = field_validator("unique")(lambda v: None if v is None else _check_columns(v))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _CHECK_NAME.match(value):
+            raise ValueError(f"name {value!r} may hold only letters, digits and _ (it names "
+                             "the asset check)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> QualityRuleSpec:
+        kinds = [k for k in QUALITY_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            found = f"got {', '.join(kinds)}" if kinds else "got none"
+            raise ValueError(f"a rule has exactly one of {', '.join(QUALITY_KINDS)}; {found}")
+        kind = kinds[0]
+        if self.blocking and self.severity != "ERROR":
+            raise ValueError("blocking needs severity: ERROR (only ERROR checks block)")
+        if self.on_fail == "quarantine" and kind not in ROW_LEVEL_KINDS:
+            raise ValueError(f"on_fail: quarantine applies to row-level rules "
+                             f"({', '.join(ROW_LEVEL_KINDS)}), not {kind}")
+        if self.max_null_fraction is not None and kind != "not_null":
+            raise ValueError(f"max_null_fraction applies to not_null, not {kind} "
+                             "(use max_invalid_fraction)")
+        if self.max_invalid_fraction is not None and kind not in _FRACTION_KINDS:
+            hint = " (use max_null_fraction)" if kind == "not_null" else ""
+            raise ValueError(f"max_invalid_fraction does not apply to {kind}{hint}")
+        if kind == "sql":
+            if "{table}" not in self.sql:
+                raise ValueError("sql must read the table as {table}: SELECT ... FROM {table} "
+                                 "WHERE <condition of bad rows>")
+            sql_tables(self.sql.replace("{table}", "__quality_table"))
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The rule kind (`not_null`, `range`, ...)."""
+        return next(k for k in QUALITY_KINDS if getattr(self, k) is not None)
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's columns the rule reads (none for `row_count` and `sql`)."""
+        value = getattr(self, self.kind)
+        if isinstance(value, list):
+            return list(value)
+        column = getattr(value, "column", None)
+        return [column] if column else []
+
+    @property
+    def allowed_fraction(self) -> float:
+        """The fraction of judged rows that may violate the rule (0: none)."""
+        return self.max_null_fraction or self.max_invalid_fraction or 0.0
+
+    def check_name(self, position: int) -> str:
+        """The asset check's name: `name`, else the kind and its columns (`not_null_id`).
+
+        Columns that are not plain identifiers (unicode names) are replaced by a short hash;
+        `sql` rules without a name are `sql_<position>` (1-based).
+        """
+        if self.name:
+            return self.name
+        if self.kind == "sql":
+            return f"sql_{position}"
+        parts = [self.kind]
+        for column in self.columns:
+            if IDENTIFIER.match(column):
+                parts.append(column)
+            else:
+                parts.append("c" + hashlib.sha256(column.encode()).hexdigest()[:6])
+        return "_".join(parts)
+
+
 class TableSpec(_Strict):
     """One Hive target table: its SQL over its inputs, how it is written and what is measured."""
 
@@ -266,6 +475,7 @@ class TableSpec(_Strict):
     auto_materialize: bool = False
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
+    quality: list[QualityRuleSpec] = Field(default_factory=list)
 
     _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
     _partition_by = field_validator("partition_by")(_check_columns)
@@ -427,6 +637,10 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
             where = f"table '{name}'" if name else f"table #{loc[1] + 1}"
             loc = loc[2:]
             model = TableSpec
+            if loc[:1] == ["quality"] and len(loc) > 1 and isinstance(loc[1], int):
+                where += f": {_rule_label(entry, loc[1])}"
+                loc = loc[2:]
+                model = QualityRuleSpec
         elif loc[:1] == ["sources"] and len(loc) > 1:
             where = f"source '{loc[1]}'"
             loc = loc[2:]
@@ -450,6 +664,18 @@ def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
         parts = [p for p in (where, f"field '{field}'" if field else "") if p]
         lines.append(f"{': '.join(parts + [message])}")
     return lines
+
+
+def _rule_label(entry: Any, index: int) -> str:
+    """`rule #2 'not_null_id'` for the error messages: position and name (or kind)."""
+    rules = entry.get("quality") if isinstance(entry, dict) else None
+    rule = rules[index] if isinstance(rules, list) and index < len(rules) else None
+    label = f"rule #{index + 1}"
+    if isinstance(rule, dict):
+        name = rule.get("name") or next((k for k in QUALITY_KINDS if k in rule), None)
+        if name:
+            label += f" '{name}'"
+    return label
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -528,9 +754,81 @@ def _parse_problem(err: sqlglot.errors.ParseError) -> str:
     return f"{description}{where}{near_text}"
 
 
-def _check_table(table: Table, known: dict[str, str]) -> list[str]:
-    spec = table.spec
+def sql_columns(sql: str) -> list[str] | None:
+    """The output column names of a query, when the SQL alone says them (no `*`), else None."""
+    try:
+        tree = sqlglot.parse_one(render_template(sql), read="spark")
+    except sqlglot.errors.SqlglotError:
+        return None
+    if not isinstance(tree, exp.Query):
+        return None
+    select = tree
+    while isinstance(select, exp.SetOperation):
+        select = select.left
+    if not isinstance(select, exp.Select):
+        return None
+    names = []
+    for projection in select.expressions:
+        if isinstance(projection, exp.Star) or (
+            isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star)
+        ):
+            return None
+        name = projection.alias_or_name
+        if not name:
+            return None
+        names.append(name)
+    return names
+
+
+def _quality_problems(
+    table: Table, known: dict[str, str], columns: dict[str, list[str] | None]
+) -> list[str]:
+    """Rules that name unknown columns or tables, or share a check name."""
     problems = []
+    own = columns.get(table.name)
+    own_lower = {c.lower() for c in own} if own is not None else None
+    reserved = {"row_count_anomaly", "sums_anomaly", "schema_change", "category_change"}
+    seen: dict[str, int] = {}
+    for position, rule in enumerate(table.spec.quality, start=1):
+        name = rule.check_name(position)
+        label = f"quality rule #{position} '{name}'"
+        kind = rule.kind
+        if name in reserved:
+            problems.append(f"{label}: field 'name': '{name}' is the name of an anomaly check; "
+                            "give the rule another name")
+        if name in seen:
+            problems.append(f"{label}: field 'name': check name '{name}' is also rule "
+                            f"#{seen[name]}'s; give one of them a name")
+        seen.setdefault(name, position)
+        if own_lower is not None:
+            for column in rule.columns:
+                if column.lower() not in own_lower:
+                    field = kind if isinstance(getattr(rule, kind), list) else f"{kind}.column"
+                    problems.append(f"{label}: field '{field}': column '{column}' is not in the "
+                                    f"sql's columns {own}")
+        if kind == "relationship":
+            target, _, column = rule.relationship.to.partition(".")
+            if target not in known:
+                problems.append(f"{label}: field 'relationship.to': '{target}' names no table "
+                                "or source")
+            elif columns.get(target) is not None and column.lower() not in {
+                c.lower() for c in columns[target] or []
+            }:
+                problems.append(f"{label}: field 'relationship.to': column '{column}' is not in "
+                                f"{target}'s columns {columns[target]}")
+        if kind == "sql":
+            read = sql_tables(rule.sql.replace("{table}", "__quality_table"))
+            for other in sorted(n for n in read if n != "__quality_table" and n not in known):
+                problems.append(f"{label}: field 'sql': reads '{other}', which names no table "
+                                "or source of the project")
+    return problems
+
+
+def _check_table(
+    table: Table, known: dict[str, str], columns: dict[str, list[str] | None] | None = None
+) -> list[str]:
+    spec = table.spec
+    problems = _quality_problems(table, known, columns or {})
     inputs = {name.lower() for name in spec.inputs}
     for name in spec.inputs:
         if name not in known:
@@ -566,6 +864,18 @@ def _check_table(table: Table, known: dict[str, str]) -> list[str]:
         for name in sorted(n for n in read if n.lower() not in inputs):
             problems.append(f"field 'sql': reads '{name}', which is not listed in inputs")
     return problems
+
+
+def _ddl_columns(ddl: str) -> list[str] | None:
+    """Column names of a DDL schema (`a INT, b STRING`), or None when it does not parse."""
+    try:
+        tree = sqlglot.parse_one(f"CREATE TABLE t ({ddl})", read="spark")
+    except sqlglot.errors.SqlglotError:
+        return None
+    schema = tree.this if isinstance(tree, exp.Create) else None
+    if not isinstance(schema, exp.Schema):
+        return None
+    return [c.name for c in schema.expressions if isinstance(c, exp.ColumnDef)]
 
 
 def _source_problem(source: SourceSpec) -> str | None:
@@ -654,8 +964,12 @@ def load_project(
             database = (rename_database or str)(domain_spec.database)
             tables[spec.name] = Table(spec, domain, database, path)
     known = {name: "table" for name in tables} | {name: "source" for name in sources}
+    columns = {name: sql_columns(t.spec.sql) for name, t in tables.items()}
+    for name, source in sources.items():
+        ddl = source.spec.schema_ddl
+        columns[name] = _ddl_columns(ddl) if ddl else None
     for table in tables.values():
-        problems = _check_table(table, known)
+        problems = _check_table(table, known, columns)
         if problems:
             raise SpecError(
                 f"{table.file}: table '{table.name}': " + "\n  ".join(problems)

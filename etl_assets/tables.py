@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets import metrics as M
+from etl_assets import quality as Q
 from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, parse_duration, render_template
@@ -85,6 +86,8 @@ class LoadResult:
     duration_s: float
     write_mode: str = "overwrite"
     partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    quality: list[Q.RuleOutcome] = field(default_factory=list)
+    job_group: str = ""
 
     @property
     def row_count(self) -> int:
@@ -167,11 +170,7 @@ def build_frame(
             f"{table.file}: table '{table.name}': field '{field_name}': columns {missing} are "
             f"not produced by the sql (columns: {frame.columns})"
         )
-    if spec.partitions and request.window:
-        column = F.col(quote(spec.partitions.column))
-        kind = frame.schema[spec.partitions.column].dataType
-        start, end = request.window
-        frame = frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
+    frame = in_window(frame, table, request)
     if spec.repartition:
         frame = frame.repartition(spec.repartition)
     elif spec.coalesce:
@@ -201,14 +200,8 @@ def combine_with_existing(
         table.qualified_name
     ):
         return new
-    existing = spark.table(table.qualified_name)
+    existing = in_window(spark.table(table.qualified_name), table, request)
     spec = table.spec
-    if spec.partitions and request.window:
-        column = F.col(quote(spec.partitions.column))
-        kind = existing.schema[spec.partitions.column].dataType
-        start, end = request.window
-        existing = existing.where(
-            (column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
     if mode == "delete_insert":
         condition = F.expr(render_template(spec.target_condition or "", request.template_values()))
         kept = existing.where(~F.coalesce(condition, F.lit(False)))
@@ -259,31 +252,64 @@ def load_table(
     frame = combine_with_existing(spark, table, build_frame(spark, table, request), mode, request)
     watermark_column = spec.incremental.column if spec.incremental else None
     try:
-        plan = M.plan_metrics(frame.schema, spec.metrics, partition_columns, watermark_column)
+        rules = Q.plan_quality(table, frame.schema)
+        plan = M.plan_metrics(frame.schema, spec.metrics, partition_columns, watermark_column,
+                              keep=rules.keep_condition(), extra=rules.exprs)
     except M.MetricsConfigError as err:
         raise LoadError(f"{table.file}: table '{table.name}': {err}") from err
+    except Q.QualityConfigError as err:
+        raise LoadError(str(err)) from err
+    # Quarantine: one write, split by a partition column naming the broken rules; the good
+    # rows' folder becomes the load, the others are added to <table>__rejected.
+    rejected_by = rules.rejected_by()
+    staged, write_columns = location, partition_columns
+    if rejected_by is not None:
+        frame = frame.withColumn(Q.REJECTED_BY, rejected_by)
+        rejected_root = f"{db_location}/{spec.name}{Q.REJECTED_SUFFIX}{LOADS_SUFFIX}"
+        staged = f"{rejected_root}/{location.rsplit('/', 1)[1]}"
+        write_columns = [Q.REJECTED_BY, *partition_columns]
     observed, observation = plan.attach(frame)
     writer = observed.write.format("parquet").mode("errorifexists")
-    if partition_columns:
-        writer = writer.partitionBy(*partition_columns)
+    if write_columns:
+        writer = writer.partitionBy(*write_columns)
     try:
         with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
-            writer.save(location)
+            writer.save(staged)
+        rejected_rows = None
+        if rejected_by is not None:
+            rejected_rows = _split_rejected(spark, table, frame.schema, staged, location,
+                                            rejected_root)
     except BaseException:
         W.delete_path(spark, location)
+        if staged != location:
+            W.delete_path(spark, staged)
         raise
-    schema = W.ordered_schema(frame.schema, partition_columns)
+    schema = W.ordered_schema(plan.schema, partition_columns)
     written = W.written_partitions(spark, location, partition_columns) if partition_columns else []
     footers = {p.key: M.read_footers(spark, p.path, plan.footer_columns) for p in written}
     total = M.merge_footers(list(footers.values()), plan.footer_columns) if written else None
-    metrics = plan.collect(spark, observation, location, total)
+    values = plan.observed(observation)
+    metrics = plan.collect(spark, observation, location, total, values)
     if spec.incremental and metrics.get(M.WATERMARK) is None:
         metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
+    if rejected_rows is not None:
+        metrics[M.ROWS_REJECTED] = rejected_rows
+    judged = metrics[M.ROW_COUNT] + (rejected_rows or 0)
+    quarantined = {r.name: int(values.get(f"{Q.OBSERVED_PREFIX}{r.name}/violations") or 0)
+                   for r in rules.quarantine}
+    outcomes = Q.judge_load(rules, values, metrics, judged,
+                            quarantined=quarantined if rejected_by is not None else None)
     per_partition = {key: plan.footer_metrics(stats) for key, stats in footers.items()}
     old = _publish(spark, table, mode, request, schema, location, loads_root, written)
     W.delete_unused(spark, old, loads_root)
     if spec.cache:
         spark.catalog.cacheTable(table.qualified_name)
+    if any(r.computed == Q.BY_QUERY for r in rules.rules):
+        with _job_group(spark, f"{group}:quality", f"etl_assets quality {table.qualified_name}"):
+            outcomes += Q.run_query_rules(
+                spark, rules, in_window(spark.table(table.qualified_name), table, request),
+                lambda name: read_input(spark, project, name), metrics[M.ROW_COUNT])
+    order = {r.name: i for i, r in enumerate(rules.rules)}
     return LoadResult(
         table_name=table.qualified_name,
         location=location,
@@ -294,7 +320,56 @@ def load_table(
         duration_s=time.monotonic() - started,
         write_mode=mode,
         partitions=per_partition,
+        quality=sorted(outcomes, key=lambda o: order[o.rule.name]),
+        job_group=group,
     )
+
+
+def in_window(frame: DataFrame, table: Table, request: LoadRequest) -> DataFrame:
+    """The rows of a time-partitioned table's frame in the run's `[start, end)` window (all
+    rows otherwise)."""
+    spec = table.spec
+    if not (spec.partitions and request.window):
+        return frame
+    column = F.col(quote(spec.partitions.column))
+    kind = frame.schema[spec.partitions.column].dataType
+    start, end = request.window
+    return frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))
+
+
+def _split_rejected(
+    spark: SparkSession,
+    table: Table,
+    schema: T.StructType,
+    staged: str,
+    location: str,
+    rejected_root: str,
+) -> int:
+    """Move the good rows' folder of a quarantining write to `location`; add the rest to
+    `<table>__rejected` (created on first use, partitioned by the rule names). Returns the
+    number of rejected rows (from the files' footers).
+
+    The rejected rows are added before the table is published: a failure here fails the load
+    and leaves the table as it was, so no row is ever lost.
+    """
+    fs, good = W.hadoop_fs(spark, f"{staged}/{Q.REJECTED_BY}={W.HIVE_NULL}")
+    _, target = W.hadoop_fs(spark, location)
+    fs.mkdirs(target.getParent())
+    if fs.exists(good):
+        if not fs.rename(good, target):
+            raise OSError(f"could not move {good} to {target}")
+    else:
+        fs.mkdirs(target)  # every row was rejected: the load is empty
+    rejected = M.read_footers(spark, staged, []).rows
+    columns = [Q.REJECTED_BY, *table.spec.hive_partition_columns]
+    qualified = f"{table.qualified_name}{Q.REJECTED_SUFFIX}"
+    ordered = W.ordered_schema(schema, columns)
+    W.ensure_partitioned_table(spark, qualified, ordered, columns, rejected_root)
+    if rejected:
+        W.append_files(spark, qualified, ordered, columns, staged, rejected_root)
+    else:
+        W.delete_path(spark, staged)
+    return rejected
 
 
 def _publish(
@@ -444,9 +519,9 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     """
     spec = table.spec
     partitions_def = partitions_definition(table)
-
-    @dg.asset(
-        key=dg.AssetKey(spec.name),
+    key = dg.AssetKey(spec.name)
+    asset_spec = dg.AssetSpec(
+        key=key,
         deps=_deps(project, table),
         description=spec.description or f"Hive table {table.qualified_name}",
         group_name=spec.group or table.domain,
@@ -456,19 +531,33 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
         code_version=table.code_version,
         metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
                   "write_mode": spec.write_mode},
+        freshness_policy=freshness_policy(table),
+        automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
+    )
+
+    # A multi-asset of one table, so that its checks can be selected without it (the UI's
+    # "Execute checks", `AssetSelection.checks_for_assets`): the anomaly checks then judge the
+    # latest load, while the quality rules, measured only during a load, report nothing.
+    @dg.multi_asset(
+        name=spec.name,
+        specs=[asset_spec],
+        check_specs=Q.quality_check_specs(table) or None,
+        can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
         retry_policy=retry_policy(table),
-        freshness_policy=freshness_policy(table),
-        automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
         # One writer per table: runs that materialize the same table wait for each other's
         # step (the instance's `concurrency: pools` limit), other tables run alongside.
         pool=table_pool(table),
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
-    ) -> dg.MaterializeResult:
-        return materialize_table(context, spark.spark_session, etl_log.database, project, table)
+    ) -> Iterator[dg.MaterializeResult]:
+        if key not in context.selected_asset_keys:
+            context.log.info(f"{spec.name} is not materialized in this run: its quality rules "
+                             "are measured while it loads, so they report nothing")
+            return
+        yield materialize_table(context, spark.spark_session, etl_log, project, table)
 
     return _table
 
@@ -491,17 +580,21 @@ def _request(context: dg.AssetExecutionContext, table: Table, hive_log: HiveLog)
 def materialize_table(
     context: dg.AssetExecutionContext,
     spark: SparkSession,
-    log_database: str,
+    etl_log: "EtlLogResource",
     project: Project,
     table: Table,
 ) -> dg.MaterializeResult:
     """Load the table and log the outcome to Hive; on failure log FAILED and re-raise.
+
+    The table's data-quality rules come back as check results with the materialization (their
+    aggregates exist only during the write) and are queued for `check_log`.
 
     A run over several partitions writes one `run_log` row and one set of `metric_log` rows
     per partition, and gives each partition its own metadata (row count, null counts and
     ranges from that partition's files).
     """
     started_at = datetime.now(timezone.utc)
+    log_database = etl_log.database
     hive_log = HiveLog(spark, log_database)
     attempt = context.retry_number + 1
     base = dict(run_id=context.run.run_id, asset=table.name, domain=table.domain,
@@ -550,7 +643,32 @@ def materialize_table(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
         f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
     )
-    return dg.MaterializeResult(metadata=shared)
+    return dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
+                                check_results=_quality_results(context, etl_log, spark, table,
+                                                               request, result))
+
+
+def _quality_results(
+    context: dg.AssetExecutionContext,
+    etl_log: "EtlLogResource",
+    spark: SparkSession,
+    table: Table,
+    request: LoadRequest,
+    result: LoadResult,
+) -> list[dg.AssetCheckResult]:
+    """The selected rules' check results; every rule's verdict queued for `check_log`."""
+    key = dg.AssetKey(table.name)
+    selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
+    outcomes = [o for o in result.quality if o.rule.name in selected]
+    keys = request.partition_keys
+    partition = keys[0] if len(keys) == 1 else (f"{keys[0]}...{keys[-1]}" if keys else None)
+    etl_log.queue_checks(spark, Q.check_records(outcomes, request.run_id, table.name, partition,
+                                                datetime.now(timezone.utc)))
+    for outcome in outcomes:
+        log = context.log.info if outcome.passed else context.log.warning
+        log(f"{outcome.rule.name}: {'passed' if outcome.passed else 'FAILED'}: "
+            f"{outcome.description}")
+    return [Q.to_check_result(key, o) for o in outcomes]
 
 
 _SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S, M.CODE_VERSION,
