@@ -245,8 +245,10 @@ def run_size(rows: int, rounds: int, scratch: Path) -> dict[str, dict[str, float
     commands = {
         "a": [sys.executable, __file__, "--job", "a", "--rows", str(rows)],
         "b": [sys.executable, __file__, "--job", "b", "--rows", str(rows)],
+        # The five tables (and their checks) only: not the health report asset, which (a)
+        # and (b) have no counterpart for.
         "c": [str(BIN / "dagster"), "asset", "materialize", "-m", "etl_assets.definitions",
-              "--select", "*"],
+              "--select", ",".join(TABLES)],
     }
     rounds_seen: dict[str, list[dict[str, float]]] = {v: [] for v in commands}
     for round_ in range(rounds):
