@@ -424,6 +424,17 @@ class QualityRuleSpec(_Strict):
         return [column] if column else []
 
     @property
+    def reads(self) -> set[str]:
+        """The other tables or sources the rule's query reads (a relationship's target, the
+        tables an `sql` rule joins)."""
+        if self.kind == "relationship":
+            return {self.relationship.to.partition(".")[0]}
+        if self.kind == "sql":
+            return sql_tables(self.sql.replace("{table}", "__quality_table")) - {
+                "__quality_table"}
+        return set()
+
+    @property
     def allowed_fraction(self) -> float:
         """The fraction of judged rows that may violate the rule (0: none)."""
         return self.max_null_fraction or self.max_invalid_fraction or 0.0
@@ -571,6 +582,13 @@ class Table:
         if incremental is None:
             return None
         return incremental.input or self.spec.inputs[0]
+
+    @property
+    def rule_reads(self) -> list[str]:
+        """Tables and sources the quality rules read besides the table itself (the rules'
+        queries run after the load, so a project table among them must be loaded first)."""
+        names = set().union(*(rule.reads for rule in self.spec.quality))
+        return sorted(names - {self.name})
 
     @property
     def code_version(self) -> str:
@@ -974,14 +992,16 @@ def load_project(
             raise SpecError(
                 f"{table.file}: table '{table.name}': " + "\n  ".join(problems)
             )
-    graph = {name: [i for i in t.spec.inputs if i in tables] for name, t in tables.items()}
+    graph = {name: [i for i in [*t.spec.inputs, *t.rule_reads] if i in tables]
+             for name, t in tables.items()}
     cycle = _find_cycle(graph)
     if cycle:
         first = tables[cycle[0]]
         raise SpecError(
             f"{first.file}: table '{cycle[0]}': field 'inputs': dependency cycle "
             + " -> ".join(reversed(cycle))
-            + " (each table lists the next one in its inputs)"
+            + " (each table reads the next one: in its inputs, or in a quality rule's "
+            "relationship or sql)"
         )
     order = list(TopologicalSorter(graph).static_order())
     return Project(tables={name: tables[name] for name in order}, sources=sources,

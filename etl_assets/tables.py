@@ -275,6 +275,8 @@ def load_table(
     try:
         with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
             writer.save(staged)
+        values = plan.observed(observation)
+        samples = _sample_failures(spark, rules, values, staged, frame.schema, group)
         rejected_rows = None
         if rejected_by is not None:
             rejected_rows = _split_rejected(spark, table, frame.schema, staged, location,
@@ -288,17 +290,16 @@ def load_table(
     written = W.written_partitions(spark, location, partition_columns) if partition_columns else []
     footers = {p.key: M.read_footers(spark, p.path, plan.footer_columns) for p in written}
     total = M.merge_footers(list(footers.values()), plan.footer_columns) if written else None
-    values = plan.observed(observation)
     metrics = plan.collect(spark, observation, location, total, values)
     if spec.incremental and metrics.get(M.WATERMARK) is None:
         metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
     if rejected_rows is not None:
         metrics[M.ROWS_REJECTED] = rejected_rows
     judged = metrics[M.ROW_COUNT] + (rejected_rows or 0)
-    quarantined = {r.name: int(values.get(f"{Q.OBSERVED_PREFIX}{r.name}/violations") or 0)
-                   for r in rules.quarantine}
+    quarantined = {r.name: rules.violations(values, r) for r in rules.quarantine}
     outcomes = Q.judge_load(rules, values, metrics, judged,
-                            quarantined=quarantined if rejected_by is not None else None)
+                            quarantined=quarantined if rejected_by is not None else None,
+                            samples=samples)
     per_partition = {key: plan.footer_metrics(stats) for key, stats in footers.items()}
     old = _publish(spark, table, mode, request, schema, location, loads_root, written)
     W.delete_unused(spark, old, loads_root)
@@ -323,6 +324,31 @@ def load_table(
         quality=sorted(outcomes, key=lambda o: order[o.rule.name]),
         job_group=group,
     )
+
+
+def _sample_failures(
+    spark: SparkSession,
+    rules: Q.QualityPlan,
+    observed: dict[str, Any],
+    staged: str,
+    schema: T.StructType,
+    group: str,
+) -> dict[str, Any]:
+    """Sample rows of the row-level rules that failed, from the files just written to `staged`
+    (before a quarantine moves them), in the job group `<group>:samples`.
+
+    Nothing runs unless a rule counted offending rows; the rows they are judged against are
+    then read from the files' footers (no Spark job), and only a rule over its allowance costs
+    a query (`Q.sample_offenders`).
+    """
+    if not any(rules.violations(observed, r) for r in rules.rules if r.name in rules.conditions):
+        return {}
+    failed = rules.failed_row_rules(observed, M.read_footers(spark, staged, []).rows)
+    if not failed:
+        return {}
+    written = spark.read.schema(schema).option("basePath", staged).parquet(staged)
+    with _job_group(spark, f"{group}:samples", "etl_assets quality samples"):
+        return Q.sample_offenders(rules, written, failed)
 
 
 def in_window(frame: DataFrame, table: Table, request: LoadRequest) -> DataFrame:
@@ -502,6 +528,10 @@ def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
             mapping = dg.TimeWindowPartitionMapping(start_offset=-(windows[name] - 1))
             deps.append(dg.AssetDep(name, partition_mapping=mapping))
         else:
+            deps.append(dg.AssetDep(name))
+    # A relationship or sql rule reads another table after the load: it runs after that table.
+    for name in table.rule_reads:
+        if name in project.tables and name not in table.spec.inputs:
             deps.append(dg.AssetDep(name))
     return deps
 

@@ -21,7 +21,8 @@ def test_asset_graph_follows_spec_inputs() -> None:
     graph = defs.resolve_asset_graph()
     for table in project.tables.values():
         node = graph.get(dg.AssetKey(table.name))
-        assert {k.path[-1] for k in node.parent_keys} == set(table.spec.inputs)
+        assert {k.path[-1] for k in node.parent_keys} == set(table.spec.inputs) | {
+            name for name in table.rule_reads if name in project.tables}
         assert node.code_version == table.code_version
         assert node.group_name == table.domain
     for source in project.sources:
@@ -98,3 +99,39 @@ def test_health_report_is_downstream_of_every_table_on_a_stopped_schedule() -> N
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
     job = defs.resolve_job_def(schedule.job_name)
     assert job.asset_layer.selected_asset_keys == {node.key}
+
+
+def test_tables_a_quality_rule_reads_are_loaded_first(tmp_path) -> None:
+    from etl_assets.definitions import build_assets, build_resources
+    from etl_assets_tests.helpers import write_spec
+
+    write_spec(tmp_path, """
+database: t_rule_deps
+sources: {src: {format: parquet, path: /nowhere}, ref: {format: parquet, path: /nowhere}}
+tables:
+  - name: customers
+    inputs: [src]
+    sql: SELECT id FROM src
+  - name: codes
+    inputs: [src]
+    sql: SELECT id AS code FROM src
+  - name: orders
+    inputs: [src]
+    sql: SELECT id, id AS customer_id, id AS code, id AS parent FROM src
+    quality:
+      - {relationship: {column: customer_id, to: customers.id}}
+      - {relationship: {column: parent, to: orders.id}}
+      - {relationship: {column: id, to: ref.id}}
+      - {sql: "SELECT * FROM {table} t LEFT ANTI JOIN codes c ON t.code = c.code"}
+""")
+    project = load_project(tmp_path)
+    assert project.tables["orders"].rule_reads == ["codes", "customers", "ref"]
+    # Loaded in dependency order: the rules' tables before the table that reads them.
+    order = list(project.tables)
+    assert order.index("customers") < order.index("orders") > order.index("codes")
+    defs = dg.Definitions(assets=build_assets(project),
+                          resources=build_resources(load_settings()))
+    node = defs.resolve_asset_graph().get(dg.AssetKey("orders"))
+    # Project tables become dependencies; the source stays out (sources are not loaded), and a
+    # rule on the table's own rows is no dependency.
+    assert {k.path[-1] for k in node.parent_keys} == {"src", "customers", "codes"}

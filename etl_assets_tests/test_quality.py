@@ -375,15 +375,30 @@ def test_rules_in_the_observe_add_no_spark_job(spark: SparkSession, tmp_path: Pa
             - {pattern: {column: 이름, regex: '^[가-힣]$'}}
             - {row_count: {min: 1}}
             - {freshness: {column: ts, max_age: 1h}}
+        - name: clean
+          inputs: [src]
+          sql: SELECT * FROM src WHERE id IS NOT NULL
+          quality:
+            - {not_null: [id]}
+            - {range: {column: amount, max: 100}, max_invalid_fraction: 0.5}
         """)
     tracker = spark.sparkContext.statusTracker()
-    jobs = {}
-    for name in ("bare", "ruled"):
+    jobs, sampling = {}, {}
+    for name in ("bare", "ruled", "clean"):
         result = load_table(spark, project, project.tables[name], f"run-{name}")
         jobs[name] = len(tracker.getJobIdsForGroup(result.job_group))
+        sampling[name] = len(tracker.getJobIdsForGroup(f"{result.job_group}:samples"))
         if name == "ruled":
             assert [o.violations for o in result.quality] == [2, 2, 2, 2, 0, 0]
-    assert jobs["ruled"] == jobs["bare"] >= 1
+            failed = [o for o in result.quality if not o.passed and o.violations]
+            # The failed rules' sample rows come from LIMIT queries in their own job group.
+            assert [len(o.samples) for o in failed] == [2, 2, 2, 2]
+            assert {o.extra[Q.SAMPLES_FROM] for o in failed} == {Q.SAMPLED}
+        if name == "clean":
+            assert all(o.passed and not o.samples for o in result.quality)
+    assert jobs["ruled"] == jobs["clean"] == jobs["bare"] >= 1
+    # Passing rules cost no query at all; failing ones a capped one each.
+    assert sampling["bare"] == sampling["clean"] == 0 < sampling["ruled"]
 
 
 def test_empty_table_passes_row_rules_and_fails_freshness(
@@ -471,3 +486,41 @@ def test_quarantine_on_a_daily_partitioned_table(
     rejected = [(r.id, r.day.isoformat(), r[Q.REJECTED_BY])
                 for r in spark.table("t_quar_days.days__rejected").collect()]
     assert sorted(rejected) == [(2, "2026-03-01", "range_qty"), (4, "2026-03-02", "range_qty")]
+
+
+def test_blocking_rule_on_a_daily_table_skips_only_its_failed_partition_downstream(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    source = tmp_path / "days"
+    spark.sql("SELECT * FROM VALUES (1, DATE'2026-03-01', 5), (2, DATE'2026-03-01', -1), "
+              "(3, DATE'2026-03-02', 7), (4, DATE'2026-03-02', -2) AS t(id, day, qty)"
+              ).write.parquet(str(source))
+    project = _project(tmp_path, "t_block_days", source, """
+        - name: gate_days
+          inputs: [src]
+          partitions: {type: daily, start: 2026-03-01, column: day}
+          sql: SELECT * FROM src WHERE day >= '{partition_start}' AND day < '{partition_end}'
+          quality:
+            - {range: {column: qty, min: -1}, severity: ERROR, blocking: true}
+        - name: after_days
+          inputs: [gate_days]
+          partitions: {type: daily, start: 2026-03-01, column: day}
+          sql: SELECT day, sum(qty) AS qty FROM gate_days
+               WHERE day >= '{partition_start}' AND day < '{partition_end}' GROUP BY day
+        """)
+    passed = materialize_project(project, settings, instance, partition_key="2026-03-01")
+    assert _evaluations(passed, "gate_days")["range_qty"].passed
+    failed = materialize_project(project, settings, instance, partition_key="2026-03-02",
+                                 raise_on_error=False)
+    evaluation = _evaluations(failed, "gate_days")["range_qty"]
+    assert not evaluation.passed and evaluation.metadata[Q.VIOLATIONS].value == 1
+    # The sample comes from the partition's own files, partition column included.
+    assert evaluation.metadata[Q.SAMPLE_ROWS].value == [
+        {"qty": -2, "id": 4, "day": "2026-03-02"}]
+    assert not failed.success
+    assert {e.asset_key for e in failed.get_asset_materialization_events()} == {
+        dg.AssetKey("gate_days")}
+    # Downstream keeps the passing day only; the failed day is in the table, not past it.
+    assert [(r.day.isoformat(), r.qty) for r in spark.table("t_block_days.after_days").collect()
+            ] == [("2026-03-01", 4)]
+    assert spark.table("t_block_days.gate_days").count() == 4

@@ -338,6 +338,16 @@ MALFORMED = [
         id="cycle-of-three",
     ),
     pytest.param(
+        one_table(
+            "- {name: a, inputs: [orders], sql: SELECT id FROM orders,\n"
+            "   quality: [{relationship: {column: id, to: b.id}}]}\n"
+            "- {name: b, inputs: [a], sql: SELECT * FROM a}\n"
+        ),
+        "domain.yaml",
+        ["table 'a'", "dependency cycle a -> b -> a", "a quality rule's relationship or sql"],
+        id="cycle-through-a-quality-rule",
+    ),
+    pytest.param(
         one_table("- name: clean\n  inputs: [clean]\n  sql: SELECT * FROM clean\n"),
         "domain.yaml",
         ["table 'clean'", "field 'inputs'", "reads itself"],
