@@ -8,7 +8,10 @@ publish, and the rules:
       `range`, `accepted_values`, `pattern` (aggregates in the write's `observe`), `row_count`
       and `freshness` (from the footers);
   (c) all ten rules: (b) plus `unique` on the key and a `relationship` to a customers table
-      (one query each on the written table after the write).
+      (one query each on the written table after the write);
+  (d) six in-write rules of which five fail, so each costs a LIMIT 5 query for its sample
+      rows: violations on every row, on one row in eight, on one row in 97, and on the very
+      last row only (the worst case: the query reads the whole table to find it).
 Rounds rotate the order of the variants; medians are reported, with the Spark jobs of the
 write (from the status tracker) to show that (b) adds none.
 
@@ -45,6 +48,14 @@ IN_WRITE = """
       - {pattern: {column: category_code, regex: '^[A-Z]{4}$'}}
       - {row_count: {min: 1}}
       - {freshness: {column: order_date, max_age: 36500d}}"""
+FAILING = """
+      - {{not_null: [order_id]}}
+      - {{not_null: [score]}}
+      - {{range: {{column: order_id, max: {last}}}}}
+      - {{accepted_values: {{column: category_code,
+                           values: [ELEC, BOOK, MUSC, HOME, TOYS, FOOD, BEAU]}}}}
+      - {{pattern: {{column: category_code, regex: '^[A-Z]{{3}}$'}}}}
+      - {{range: {{column: quantity, min: 1, max: 4}}}}"""
 BY_QUERY = """
       - {unique: [order_id]}
       - {relationship: {column: customer_id, to: customers.customer_id}}"""
@@ -66,10 +77,15 @@ tables:
     inputs: [orders]
     sql: SELECT * FROM orders
     quality:{in_write}{by_query}
+  - name: failing
+    inputs: [orders]
+    sql: SELECT * FROM orders
+    quality:{failing}
 """
 
 VARIANTS = {"a no rules": "no_rules", "b 8 rules in the write": "eight_in_write",
-            "c 10 rules (+unique, relationship)": "ten_rules"}
+            "c 10 rules (+unique, relationship)": "ten_rules",
+            "d 6 rules, 5 failing (samples)": "failing"}
 
 
 def generate(spark: SparkSession, rows: int) -> tuple[str, str]:
@@ -96,38 +112,42 @@ def main() -> int:
     folder = scratch / "pipelines"
     folder.mkdir()
     (folder / "bench.yaml").write_text(SPEC.format(
-        orders=orders, customers=customers, in_write=IN_WRITE, by_query=BY_QUERY),
+        orders=orders, customers=customers, in_write=IN_WRITE, by_query=BY_QUERY,
+        failing=FAILING.format(last=args.rows - 2)),
         encoding="utf-8")
     project = load_project(folder)
     tracker = spark.sparkContext.statusTracker()
     counter = iter(range(10**6))
 
-    def run(table: str) -> tuple[float, int, int]:
+    def run(table: str) -> tuple[float, int, int, int]:
         start = time.perf_counter()
         result = load_table(spark, project, project.tables[table], f"bench{next(counter):04d}")
         elapsed = time.perf_counter() - start
         failed = sum(not o.passed for o in result.quality)
-        return elapsed, len(tracker.getJobIdsForGroup(result.job_group)), failed
+        return (elapsed, len(tracker.getJobIdsForGroup(result.job_group)),
+                len(tracker.getJobIdsForGroup(f"{result.job_group}:samples")), failed)
 
     run("no_rules")  # warm-up: JIT, file cache, metastore
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     jobs: dict[str, int] = {}
+    sampling: dict[str, int] = {}
     failures: dict[str, int] = {}
     names = list(VARIANTS)
     for round_no in range(args.rounds):
         shift = round_no % len(names)
         for name in names[shift:] + names[:shift]:
-            elapsed, jobs[name], failures[name] = run(VARIANTS[name])
+            elapsed, jobs[name], sampling[name], failures[name] = run(VARIANTS[name])
             times[name].append(elapsed)
     out = sys.stdout
     out.write(f"rows={args.rows:,} rounds={args.rounds} master=local[2]\n")
     out.write(f"{'variant':36} {'median s':>9} {'min s':>7} {'max s':>7} {'ratio':>6} "
-              f"{'write jobs':>10} {'failed rules':>12}\n")
+              f"{'write jobs':>10} {'sample jobs':>11} {'failed rules':>12}\n")
     base = statistics.median(times["a no rules"])
     for name, values in times.items():
         median = statistics.median(values)
         out.write(f"{name:36} {median:9.2f} {min(values):7.2f} {max(values):7.2f} "
-                  f"{median / base:6.3f} {jobs[name]:10d} {failures[name]:12d}\n")
+                  f"{median / base:6.3f} {jobs[name]:10d} {sampling[name]:11d} "
+                  f"{failures[name]:12d}\n")
     spark.stop()
     shutil.rmtree(scratch, ignore_errors=True)
     return 0
