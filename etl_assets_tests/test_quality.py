@@ -464,13 +464,19 @@ def test_failed_rules_reach_the_alert_sensor_and_the_demo_declares_rules(demo_pr
     assert known.spec.severity == "WARN" and not known.spec.blocking
 
 
-def test_quarantine_on_a_daily_partitioned_table(
-    spark: SparkSession, settings, tmp_path: Path, instance
-) -> None:
+def _days(spark: SparkSession, tmp_path: Path) -> Path:
+    """Two days of two rows each, one with a negative `qty` per day."""
     source = tmp_path / "days"
     spark.sql("SELECT * FROM VALUES (1, DATE'2026-03-01', 5), (2, DATE'2026-03-01', -1), "
               "(3, DATE'2026-03-02', 7), (4, DATE'2026-03-02', -2) AS t(id, day, qty)"
               ).write.parquet(str(source))
+    return source
+
+
+def test_quarantine_on_a_daily_partitioned_table(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    source = _days(spark, tmp_path)
     project = _project(tmp_path, "t_quar_days", source, """
         - name: days
           inputs: [src]
@@ -491,10 +497,7 @@ def test_quarantine_on_a_daily_partitioned_table(
 def test_blocking_rule_on_a_daily_table_skips_only_its_failed_partition_downstream(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
-    source = tmp_path / "days"
-    spark.sql("SELECT * FROM VALUES (1, DATE'2026-03-01', 5), (2, DATE'2026-03-01', -1), "
-              "(3, DATE'2026-03-02', 7), (4, DATE'2026-03-02', -2) AS t(id, day, qty)"
-              ).write.parquet(str(source))
+    source = _days(spark, tmp_path)
     project = _project(tmp_path, "t_block_days", source, """
         - name: gate_days
           inputs: [src]
