@@ -395,6 +395,7 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
     location = _cached_folder(spark, qualified, None).rstrip("/")
     fs, _ = hadoop_fs(spark, location)
     hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: SLF001
+    added: list[tuple[str, str]] = []  # (spec, folder) of the partitions this append adds
     with tempfile.TemporaryDirectory(prefix="etl_assets_append_") as local:
         for value, part_rows in by_partition.items():
             columns = {
@@ -411,14 +412,33 @@ def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
             _move_files(spark, staged, folder)
             delete_path(spark, staged)
             if not known:
-                spec = f"{quote(partition_column)}={_literal(str(value))}"
-                try:
-                    spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION ({spec}) "
-                              f"LOCATION {_literal(folder)}")
-                except AnalysisException:
-                    if not _has_partition(spark, qualified, spec):
-                        raise  # not the race with another writer adding the same partition
+                added.append((f"{quote(partition_column)}={_literal(str(value))}", folder))
+    if added:
+        _add_partitions(spark, qualified, added)
     spark.catalog.refreshTable(qualified)
+
+
+def _add_partitions(spark: SparkSession, qualified: str, added: list[tuple[str, str]]) -> None:
+    """Register new partitions, given as (spec, folder), in one metastore call.
+
+    One `ALTER TABLE ... ADD PARTITION` per partition cost a statement and a metastore round
+    trip each, so an append spanning many days (a seeded or imported log) paid once per day.
+    """
+    clauses = " ".join(f"PARTITION ({spec}) LOCATION {_literal(folder)}" for spec, folder in added)
+    try:
+        spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS {clauses}")
+    except AnalysisException:
+        # Another writer may have added one of them meanwhile, and the batch is all or nothing:
+        # add the missing ones one by one; a partition still missing after that is an error.
+        for spec, folder in added:
+            if _has_partition(spark, qualified, spec):
+                continue
+            try:
+                spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION ({spec}) "
+                          f"LOCATION {_literal(folder)}")
+            except AnalysisException:
+                if not _has_partition(spark, qualified, spec):
+                    raise  # not the race with another writer adding the same partition
 
 
 # (session, table, partition) -> folder, for tables that only ever gain partitions (the log

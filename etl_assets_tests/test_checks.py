@@ -124,10 +124,11 @@ tables:
 
 def _project(spark: SparkSession, tmp_path: Path, db: str, rows: int, codes: str = "ABC"):
     source = tmp_path / f"src_{rows}_{codes}"
-    spark.range(rows).selectExpr(
-        "id", "CAST(id % 10 AS INT) AS v",
-        f"substr('{codes}', CAST(id % {len(codes)} AS INT) + 1, 1) AS code",
-    ).write.mode("overwrite").parquet(str(source))
+    if not source.exists():  # the same rows again: write them once per test
+        spark.range(rows).selectExpr(
+            "id", "CAST(id % 10 AS INT) AS v",
+            f"substr('{codes}', CAST(id % {len(codes)} AS INT) + 1, 1) AS code",
+        ).write.parquet(str(source))
     folder = tmp_path / f"spec_{rows}_{codes}"
     write_spec(folder, SPEC.format(db=db, source=source))
     return load_project(folder)

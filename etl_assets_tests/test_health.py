@@ -38,12 +38,16 @@ from etl_assets_tests.health_seed import (
 EMPTY_DB = "etl_log_health_empty"
 
 
-def test_report_numbers_match_the_seeded_log(
-    spark: SparkSession, seeded_log: Seed, tmp_path: Path
-) -> None:
-    page = tmp_path / "health.html"
+@pytest.fixture(scope="module")
+def seeded_page(spark: SparkSession, seeded_log: Seed, tmp_path_factory) -> Path:
+    """The seeded log's 30-day page, written once: the tests below only read it."""
+    page = tmp_path_factory.mktemp("seeded_page") / "health.html"
     write_report(spark, LOG_DB, page, days=30, as_of=seeded_log.as_of)
-    data = page_data(page)
+    return page
+
+
+def test_report_numbers_match_the_seeded_log(seeded_log: Seed, seeded_page: Path) -> None:
+    data = page_data(seeded_page)
     runs = seeded_log.in_period(30)
 
     assert data["totals"] == expected_totals(seeded_log, 30)
@@ -119,10 +123,8 @@ def test_runs_only_before_the_period_say_so(spark: SparkSession, seeded_log: See
     assert "No runs in the last 7 days" in H.summary_markdown(report)
 
 
-def test_page_is_self_contained(spark: SparkSession, seeded_log: Seed, tmp_path: Path) -> None:
-    page = tmp_path / "health.html"
-    write_report(spark, LOG_DB, page, as_of=seeded_log.as_of)
-    text = page.read_text(encoding="utf-8")
+def test_page_is_self_contained(seeded_page: Path) -> None:
+    text = seeded_page.read_text(encoding="utf-8")
     assert not re.search(r"<(script|link|img)[^>]+(src|href)=", text)
     assert "Plotly.newPlot" in text and text.count("<script") > 5
 

@@ -240,9 +240,15 @@ def _evaluations(result: dg.ExecuteInProcessResult, asset: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def rules_run(spark: SparkSession, settings, tmp_path_factory):
+def source(spark: SparkSession, tmp_path_factory) -> tuple[Path, Path]:
+    """The crafted rows and the codes they reference, written once: the tests only read them."""
+    return _source(spark, tmp_path_factory.mktemp("source"))
+
+
+@pytest.fixture(scope="module")
+def rules_run(settings, source: tuple[Path, Path], tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("rules")
-    source, codes = _source(spark, tmp_path)
+    source, codes = source
     write_spec(tmp_path / "spec", RULES_SPEC.format(db="t_quality", source=source, codes=codes))
     project = load_project(tmp_path / "spec")
     (tmp_path / "dagster").mkdir()
@@ -296,9 +302,9 @@ def test_one_check_log_row_per_rule(spark: SparkSession, settings, rules_run) ->
 
 
 def test_runtime_unknown_column_fails_the_load_and_keeps_the_table(
-    spark: SparkSession, settings, tmp_path: Path, instance
+    spark: SparkSession, settings, source, tmp_path: Path, instance
 ) -> None:
-    source, _ = _source(spark, tmp_path)
+    source, _ = source
     table = """
         - name: kept
           inputs: [src]
@@ -331,9 +337,9 @@ QUARANTINE = """
 
 
 def test_quarantine_keeps_every_row_exactly_once(
-    spark: SparkSession, settings, tmp_path: Path, instance
+    spark: SparkSession, settings, source, tmp_path: Path, instance
 ) -> None:
-    source, _ = _source(spark, tmp_path)
+    source, _ = source
     project = _project(tmp_path, "t_quar", source, QUARANTINE)
     result = materialize_project(project, settings, instance)
     loaded = spark.table("t_quar.orders")
@@ -359,8 +365,10 @@ def test_quarantine_keeps_every_row_exactly_once(
     assert spark.table("t_quar.orders__rejected").count() == 6
 
 
-def test_rules_in_the_observe_add_no_spark_job(spark: SparkSession, tmp_path: Path) -> None:
-    source, _ = _source(spark, tmp_path)
+def test_rules_in_the_observe_add_no_spark_job(
+    spark: SparkSession, source, tmp_path: Path
+) -> None:
+    source, _ = source
     project = _project(tmp_path, "t_jobs", source, """
         - name: bare
           inputs: [src]
@@ -402,9 +410,9 @@ def test_rules_in_the_observe_add_no_spark_job(spark: SparkSession, tmp_path: Pa
 
 
 def test_empty_table_passes_row_rules_and_fails_freshness(
-    spark: SparkSession, settings, tmp_path: Path, instance
+    spark: SparkSession, settings, source, tmp_path: Path, instance
 ) -> None:
-    source, _ = _source(spark, tmp_path)
+    source, _ = source
     project = _project(tmp_path, "t_empty", source, """
         - name: empty
           inputs: [src]
@@ -426,9 +434,9 @@ def test_empty_table_passes_row_rules_and_fails_freshness(
 
 
 def test_blocking_error_rule_skips_downstream(
-    spark: SparkSession, settings, tmp_path: Path, instance
+    spark: SparkSession, settings, source, tmp_path: Path, instance
 ) -> None:
-    source, _ = _source(spark, tmp_path)
+    source, _ = source
     project = _project(tmp_path, "t_block", source, """
         - name: gate
           inputs: [src]
