@@ -18,7 +18,7 @@ export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
 INSTANCE_YAML := dagster.yaml
 endif
 
-.PHONY: install dagster-home demo test bench ui status report screenshot clean cluster-up \
+.PHONY: install dagster-home demo test test-fast bench ui status report screenshot clean cluster-up \
 	cluster-down cluster-status
 
 # Re-install only when the project's dependencies change.
@@ -48,8 +48,18 @@ demo: install dagster-home
 	$(BIN)/dagster asset materialize -m etl_assets.definitions --select etl_health_report
 	$(BIN)/etl-assets status
 
+# Two pytest-xdist workers, each with its own Spark session and embedded home (conftest.py);
+# whole modules go to a worker (module fixtures are written once), the ones that wait on other
+# processes first (conftest.py orders them). `make test-fast` leaves those out: pure and
+# in-process Spark tests only. PYTEST_ARGS passes more, e.g. PYTEST_ARGS='-k quality'.
+PYTEST_PARALLEL := -n 2 --dist loadfile --no-loadscope-reorder
+FAST_TIER := not cluster and not e2e and not browser
+
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) -m "$(FAST_TIER)" $(PYTEST_ARGS)
 
 # End to end against a hand-written job (1M order rows by default: a few minutes), then the
 # checks' cost against history length. BENCH_SIZES=1M,10M,50M for the full scale run.

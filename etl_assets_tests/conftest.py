@@ -1,7 +1,9 @@
 """Shared fixtures: one Spark session for the whole test run, and the demo materialized once.
 
 ETL_ASSETS_HOME points at a temporary folder before anything imports the project, so tests
-never touch a developer's own `.etl_home` (metastore, warehouse, Dagster storage).
+never touch a developer's own `.etl_home` (metastore, warehouse, Dagster storage). Each
+pytest-xdist worker imports this module itself, so each worker has its own home, Derby
+metastore and Spark session: workers share no mutable state.
 """
 
 from __future__ import annotations
@@ -17,6 +19,12 @@ _HOME = Path(tempfile.mkdtemp(prefix="etl_assets_test_home_"))
 os.environ["ETL_ASSETS_HOME"] = str(_HOME)
 os.environ.pop("ETL_ASSETS_PIPELINES", None)
 os.environ.pop("ETL_ASSETS_LOG_DB", None)
+# Every JVM the tests start (the Spark drivers of this process and of the CLI and `dagster`
+# subprocesses, the cluster's servers and executors, beeline) lives for seconds on tiny data:
+# the C1 compiler alone halves their CPU time (a session start plus one small job: 34 -> 17
+# CPU seconds here), and on 2 cores the suite is CPU-bound. Behaviour is the same.
+os.environ["JAVA_TOOL_OPTIONS"] = " ".join(
+    filter(None, [os.environ.get("JAVA_TOOL_OPTIONS"), "-XX:TieredStopAtLevel=1"]))
 
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
@@ -29,11 +37,15 @@ from etl_assets_tests.health_seed import LOG_DB, Seed, build_seed, write_seed  #
 from etl_assets_tests.helpers import materialize_project  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def settings() -> Iterator[Settings]:
-    """Settings of the test run's embedded home (removed at the end)."""
-    yield load_settings()
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this process's home (each pytest-xdist worker, and the controller, has one)."""
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """Settings of this process's embedded home (removed when the process ends)."""
+    return load_settings()
 
 
 @pytest.fixture(scope="session")
@@ -83,3 +95,19 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     (tmp_path / "dagster").mkdir()
     with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as inst:
         yield inst
+
+
+# Tests that wait on other processes go first, servers before `dagster dev` and CLI runs before
+# the browser: under pytest-xdist (`--dist loadfile --no-loadscope-reorder`, as `make test`
+# runs it) each of their modules then starts at once on a worker, and their waits overlap
+# with the in-process Spark modules instead of ending the run.
+PROCESS_BOUND_FIRST = ("cluster", "e2e", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return next((i for i, name in enumerate(PROCESS_BOUND_FIRST) if name in marks),
+                    len(PROCESS_BOUND_FIRST))
+
+    items.sort(key=rank)  # stable: the order within each rank stays the collection order

@@ -109,6 +109,11 @@ query Logs($runId: ID!) {
   }
 }"""
 
+RUNS_TAGGED = """
+query Runs($filter: RunsFilter) {
+  runsOrError(filter: $filter) { ... on Runs { results { runId status } } }
+}"""
+
 LOCATIONS = """
 { workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"""
 
@@ -148,6 +153,17 @@ class DagsterDev:
                 return runs
             time.sleep(2)
         raise AssertionError(f"runs not finished after {timeout_s} s: {runs}")
+
+    def wait_for_run_tagged(self, key: str, value: str, timeout_s: float = 300) -> dict:
+        """The run carrying tag `key=value` (launched by a sensor, say), once it has finished."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            runs = self.gql(RUNS_TAGGED, filter={"tags": [{"key": key, "value": value}]})
+            finished = [r for r in runs["runsOrError"]["results"] if r["status"] in FINISHED]
+            if finished:
+                return finished[0]
+            assert time.monotonic() < deadline, f"no finished run tagged {key}={value}: {runs}"
+            time.sleep(2)
 
     def messages(self, run_id: str) -> list[str]:
         events = self.gql(LOGS, runId=run_id)["logsForRun"]["events"]

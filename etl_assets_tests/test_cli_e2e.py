@@ -14,8 +14,11 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from etl_assets_tests.health_seed import page_data
+
+pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -247,15 +247,12 @@ def test_killed_run_mid_write_keeps_the_table_logs_failed_and_reruns(
     # The rerun waits for the pool slot the killed step held (freed by the daemon) ...
     write_slow_input(servers.home, rows=30, sleep_ms=0)
     rerun = dagster_dev.launch("slow_copy")
-    # ... while the run-failure sensor (30 s interval) launches the alert job, which writes the
-    # FAILED row.
-    deadline = time.monotonic() + 300
-    failed: list[dict[str, str]] = []
-    while not failed:
-        assert time.monotonic() < deadline, "no FAILED row for the killed run"
-        time.sleep(10)
-        failed = servers.query("SELECT asset, status, error_message FROM etl_log.run_log "
-                               f"WHERE run_id = '{run_id}'")
+    # ... while the run-failure sensor (30 s interval) launches the alert job (its run key names
+    # the failed run), which writes the FAILED row.
+    alert_run = dagster_dev.wait_for_run_tagged("dagster/run_key", f"run-{run_id}")
+    assert alert_run["status"] == "SUCCESS", alert_run
+    failed = servers.query("SELECT asset, status, error_message FROM etl_log.run_log "
+                           f"WHERE run_id = '{run_id}'")
     assert [(row["asset"], row["status"]) for row in failed] == [("slow_copy", "FAILED")]
     assert failed[0]["error_message"]  # what Dagster said about the run
 

@@ -26,6 +26,8 @@ from etl_assets.health_page import PANELS, TABLE_PANELS
 from etl_assets_tests.health_seed import DAYS, LOG_DB, Seed, page_data
 from etl_assets_tests.helpers import ARTIFACTS, CHROMIUM_ARGS, ROOT, ensure_chromium
 
+pytestmark = pytest.mark.browser
+
 DOCS_SCREENSHOT = ROOT / "docs" / "health_report.png"
 
 # Drawn marks per panel: bar and line paths, pie slices, heatmap images, indicator numbers.

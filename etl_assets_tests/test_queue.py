@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from etl_assets_tests.helpers import ROOT, clean_env, overlap, run_dagster_dev
+
+pytestmark = pytest.mark.e2e
 
 
 def test_four_runs_launched_at_once_queue_and_all_succeed(tmp_path: Path) -> None:
