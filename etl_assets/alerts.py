@@ -17,6 +17,7 @@ import logging
 import smtplib
 import urllib.request
 import uuid
+from urllib.parse import urlsplit
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
@@ -67,6 +68,20 @@ class Alert:
         return "\n".join(lines)
 
 
+def webhook_channel(url: str) -> str:
+    """How a webhook is named in logs and `alert_log`: `webhook:<host>`.
+
+    Never the path or the query: receivers (Slack, Teams, PagerDuty relays) carry the token
+    there, and `alert_log` is readable by anyone who can query the metastore.
+    """
+    return f"webhook:{urlsplit(url).hostname or 'unknown-host'}"
+
+
+def _redacted(error: Exception, url: str) -> str:
+    """An error's text with the webhook's URL (and so its token) replaced by its channel."""
+    return str(error).replace(url, webhook_channel(url))
+
+
 def send_webhook(alert: Alert, url: str, timeout_s: float = 10) -> None:
     """POST the alert as JSON (fields of `Alert`, plus `text`)."""
     body = json.dumps({**asdict(alert), "text": alert.text()}).encode()
@@ -74,7 +89,7 @@ def send_webhook(alert: Alert, url: str, timeout_s: float = 10) -> None:
         url, data=body, headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310
         if response.status >= 300:
-            raise OSError(f"webhook {url} answered {response.status}")
+            raise OSError(f"{webhook_channel(url)} answered {response.status}")
 
 
 def send_email(alert: Alert, settings: AlertSettings, timeout_s: float = 10) -> None:
@@ -113,9 +128,9 @@ def deliver(alert: Alert, settings: AlertSettings, spark: SparkSession | None) -
     for url in settings.webhook_urls:
         try:
             send_webhook(alert, url)
-            delivered.append(f"webhook:{url}")
+            delivered.append(webhook_channel(url))
         except Exception as err:  # noqa: BLE001 - other channels must still get it
-            logger.error("alert webhook %s failed: %s", url, err)
+            logger.error("alert %s failed: %s", webhook_channel(url), _redacted(err, url))
     if settings.smtp_host and settings.smtp_to:
         try:
             send_email(alert, settings)

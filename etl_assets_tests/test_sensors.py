@@ -13,6 +13,7 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from etl_assets.definitions import build_assets, build_resources
 from etl_assets.settings import load_settings
 from etl_assets.schedules import build_schedules
 from etl_assets.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
-from etl_assets.specs import load_project
+from etl_assets.specs import SpecError, load_project
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 SPEC = """
@@ -87,8 +88,16 @@ def test_new_file_triggers_exactly_one_run_and_the_cursor_survives_restarts(
     assert "orders_2.csv" in request.run_key and "orders_1.csv" not in request.run_key
 
 
+def _resolved_schedules(project) -> dict[str, dg.ScheduleDefinition]:
+    """The project's schedules as Dagster resolves them (a partitioned job takes its asset's
+    partitions there)."""
+    defs = dg.Definitions(assets=build_assets(project), schedules=build_schedules(project),
+                          resources=build_resources(load_settings()))
+    return {s.name: defs.resolve_schedule_def(s.name) for s in build_schedules(project)}
+
+
 def test_schedules_target_the_closed_partition_and_start_stopped(project) -> None:
-    schedules = {s.name: s for s in build_schedules(project)}
+    schedules = _resolved_schedules(project)
     assert set(schedules) == {"domain_schedule", "landed_daily_schedule"}
     assert all(s.default_status == dg.DefaultScheduleStatus.STOPPED for s in schedules.values())
     assert schedules["domain_schedule"].cron_schedule == "30 5 * * *"
@@ -96,6 +105,41 @@ def test_schedules_target_the_closed_partition_and_start_stopped(project) -> Non
         scheduled_execution_time=datetime(2026, 3, 6, 5, 30, tzinfo=timezone.utc))
     (request,) = schedules["landed_daily_schedule"].evaluate_tick(context).run_requests
     assert request.partition_key == "2026-03-05"
+
+
+ZONED = """
+database: t_zoned
+sources:
+  src: {{format: csv, path: "{source}", options: {{header: true}}}}
+tables:
+  - name: seoul_daily
+    inputs: [src]
+    partitions: {{type: daily, start: 2026-03-01, column: d{partitions_zone}}}
+    schedule: {{cron: "0 6 * * *"{schedule_zone}}}
+    sql: SELECT DATE'2026-03-01' AS d, count(*) AS n FROM src
+"""
+
+
+def test_a_partitioned_schedule_fires_in_its_partitions_time_zone(tmp_path: Path) -> None:
+    write_spec(tmp_path / "spec", ZONED.format(
+        source=tmp_path / "src.csv", partitions_zone=", timezone: Asia/Seoul", schedule_zone=""))
+    schedule = _resolved_schedules(load_project(tmp_path / "spec"))["seoul_daily_schedule"]
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("0 6 * * *", "Asia/Seoul")
+    # 06:00 in Seoul is 21:00 UTC the day before; the tick loads Seoul's closed day.
+    tick = datetime(2026, 3, 6, 6, 0, tzinfo=ZoneInfo("Asia/Seoul"))
+    context = dg.build_schedule_context(scheduled_execution_time=tick)
+    (request,) = schedule.evaluate_tick(context).run_requests
+    assert request.partition_key == "2026-03-05"
+
+
+def test_a_schedule_zone_other_than_the_partitions_is_refused_at_load(tmp_path: Path) -> None:
+    path = write_spec(tmp_path / "spec", ZONED.format(
+        source=tmp_path / "src.csv", partitions_zone="", schedule_zone=", timezone: Asia/Seoul"))
+    with pytest.raises(SpecError) as raised:
+        build_schedules(load_project(tmp_path / "spec"))
+    message = str(raised.value)
+    assert f"{path}: table 'seoul_daily': field 'schedule.timezone'" in message, message
+    assert "'Asia/Seoul' differs from partitions.timezone 'UTC'" in message, message
 
 
 class _Hook(BaseHTTPRequestHandler):
@@ -131,6 +175,9 @@ class _Mailbox:
         return "250 OK"
 
 
+WEBHOOK_TOKEN = "T0KEN-5ecret"
+
+
 @pytest.fixture()
 def receivers(monkeypatch: pytest.MonkeyPatch):
     """A real HTTP server and a real SMTP server on 127.0.0.1, wired in through the env."""
@@ -143,8 +190,13 @@ def receivers(monkeypatch: pytest.MonkeyPatch):
         port = probe.getsockname()[1]
     smtp = Controller(mailbox, hostname="127.0.0.1", port=port)
     smtp.start()
-    monkeypatch.setenv("ETL_ASSETS_ALERT_WEBHOOK_URLS",
-                       f"http://127.0.0.1:{http.server_port}/hook")
+    with socket.socket() as closed:  # a port nobody listens on: that webhook fails
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+    # Tokens in the path and the query, as Slack's, Teams' and PagerDuty relays' URLs carry them.
+    hook = f"http://127.0.0.1:{http.server_port}/hook/{WEBHOOK_TOKEN}?key=q{WEBHOOK_TOKEN}"
+    down = f"http://localhost:{closed_port}/down/{WEBHOOK_TOKEN}"
+    monkeypatch.setenv("ETL_ASSETS_ALERT_WEBHOOK_URLS", f"{hook},{down}")
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_HOST", "127.0.0.1")
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_PORT", str(port))
     monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_TO", "oncall@example.com")
@@ -157,7 +209,7 @@ def receivers(monkeypatch: pytest.MonkeyPatch):
 
 
 def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
-    spark: SparkSession, settings, project, instance, receivers
+    spark: SparkSession, settings, project, instance, receivers, caplog: pytest.LogCaptureFixture
 ) -> None:
     hooks, mails = receivers
     sensor = build_check_failure_sensor(project)
@@ -165,7 +217,8 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     instance.report_runless_asset_event(dg.AssetCheckEvaluation(
         asset_key=dg.AssetKey("landed"), check_name="row_count_anomaly", passed=False,
         severity=dg.AssetCheckSeverity.ERROR, description="row_count 12 is 99% below ..."))
-    tick = _tick(sensor, instance, None)
+    with caplog.at_level("INFO"):
+        tick = _tick(sensor, instance, None)
     (request,) = tick.run_requests
     assert len(hooks) == 1 and hooks[0]["severity"] == "ERROR"
     assert "row_count 12 is 99% below" in hooks[0]["text"]
@@ -178,13 +231,18 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     assert not _tick(sensor, instance, tick.cursor).run_requests  # once per failure
     assert len(hooks) == 1
 
+    # The failed webhook is logged by its host, and no token reaches a log, the alert job's
+    # run config or alert_log: channels are named by kind and host only.
+    assert "alert webhook:localhost failed" in caplog.text
+    assert WEBHOOK_TOKEN not in caplog.text
+    assert WEBHOOK_TOKEN not in json.dumps(request.run_config)
     result = alerts_job.execute_in_process(
         run_config=request.run_config, resources=build_resources(settings), instance=instance)
     assert result.success
     (row,) = spark.sql(f"SELECT * FROM {settings.log_db}.alert_log "
                        f"WHERE alert_id = '{hooks[0]['alert_id']}'").collect()
     assert row.kind == "check_failure" and row.asset == "landed"
-    assert "webhook" in row.channels and "email" in row.channels and "slack" in row.channels
+    assert row.channels.split(",") == ["log", "webhook:127.0.0.1", "email", "slack"]
 
 
 FLAKY = """
