@@ -31,7 +31,11 @@ Absolute bounds (`min`, `max`) are checked with every rule and need no history. 
 flagged (rule ``zero_load``) when the baseline median is non-zero and none of the baseline
 points was zero, even if the band would allow it (``5 → 0`` rows on a tiny table is an empty
 load, not noise); set ``zero_is_anomaly=False`` for metrics where zero is good (null counts).
-A missing value (``None``, NaN or infinite) is always an anomaly (rule ``missing``).
+A missing value (``None``, NaN or infinite: a sum of +inf and -inf, an empty load's null sum)
+is an anomaly (rule ``missing``) only when the metric used to be measured: with fewer than
+``min_history`` measured points, or when the newest past point was not measured either, it
+passes with status ``not_measured`` (rule ``not_measured``): nothing measured is nothing to
+compare.
 
 Baseline
 --------
@@ -106,7 +110,8 @@ class Verdict:
     """The outcome of checking one metric value against its history.
 
     Attributes:
-        passed: False when the value is an anomaly. True for "ok" and "insufficient_history".
+        passed: False when the value is an anomaly. True for "ok", "insufficient_history" and
+            "not_measured".
         value: The value under test (NaN when it was missing).
         baseline: The center the value was compared with (median, or mean for "zscore"), in
             the metric's unit; None when no baseline was formed.
@@ -114,10 +119,10 @@ class Verdict:
             or None when unbounded / not checked.
         upper: Highest allowed value actually applied, or None.
         rule: What decided the verdict: "auto", "relative_change", "mad", "zscore", "bounds",
-            "zero_load", "missing" or "insufficient_history".
+            "zero_load", "missing", "not_measured" or "insufficient_history".
         reason: One human sentence, e.g. "row_count 412 is 61% below the median 1,057 of the
             last 30 runs (allowed 528–1,586)".
-        status: "ok", "anomaly" or "insufficient_history".
+        status: "ok", "anomaly", "insufficient_history" or "not_measured".
         window: The configured window size (points).
         points_used: How many history points formed the baseline (after exclusions).
         pct_change: ``(value - baseline) / |baseline| × 100`` in percent; None when there is no
@@ -340,7 +345,8 @@ def evaluate(
         history: Past values of the metric, oldest first, excluding the value under test.
             None/NaN/inf entries (metric missing that run) are skipped.
         value: The value under test, in the metric's unit (rows, bytes, seconds, a ratio).
-            None/NaN/inf is an anomaly ("value is missing/NaN").
+            None/NaN/inf is an anomaly ("value is missing/NaN") when the metric used to be
+            measured, else it passes as "not_measured".
         config: The rule and its parameters; the defaults need no tuning for row counts.
         metric: Name used in the reason sentence, e.g. "row_count".
         history_flags: Same length as `history`; True marks a past point that was itself
@@ -365,6 +371,19 @@ def evaluate(
             f"history_dates has {len(history_dates)} items but history has {len(history)}"
         )
     if _is_missing(value):
+        measured = [v for v in history if not _is_missing(v)]
+        if len(measured) < config.min_history or (history and _is_missing(history[-1])):
+            if not measured:
+                before = "no earlier load measured it"
+            elif _is_missing(history[-1]):
+                before = "the previous load did not measure it either"
+            else:
+                before = f"only {len(measured)} of {config.min_history} earlier loads measured it"
+            return Verdict(
+                passed=True, value=math.nan, baseline=None, lower=config.min, upper=config.max,
+                rule="not_measured", reason=f"{metric} not measured ({value!r}); {before}",
+                status="not_measured", window=config.window, points_used=0, pct_change=None,
+            )
         return Verdict(
             passed=False, value=math.nan, baseline=None, lower=config.min, upper=config.max,
             rule="missing", reason=f"{metric} value is missing/NaN ({value!r})",

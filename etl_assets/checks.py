@@ -18,6 +18,7 @@ execution history), so yesterday's incident does not poison today's verdict.
 """
 
 import math
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -203,15 +204,24 @@ def sums_outcome(
     else:
         severity = base.severity or "WARN"
         first_key = next(iter(verdicts), None)
-        cold = [k for k, (v, _) in verdicts.items() if v.status == "insufficient_history"]
+        # Passing verdicts that judged nothing: too little history, or a sum not measured.
+        quiet = {k: v for k, (v, _) in verdicts.items()
+                 if v.status in ("insufficient_history", "not_measured")}
         if not verdicts:
             description, status = "no summed columns in the latest materialization", "ok"
-        elif cold and len(cold) == len(verdicts):
-            description, status = verdicts[cold[0]][0].reason, "insufficient_history"
+        elif len(quiet) == len(verdicts):
+            first = next(iter(quiet.values()))
+            description, status = first.reason, first.status
         else:
             description = f"all {len(verdicts)} column sums within their bands"
-            if cold:
-                description += f" ({len(cold)} with insufficient history)"
+            counts = Counter(v.status for v in quiet.values())
+            notes = []
+            if counts["insufficient_history"]:
+                notes.append(f"{counts['insufficient_history']} with insufficient history")
+            if counts["not_measured"]:
+                notes.append(f"{counts['not_measured']} not measured")
+            if notes:
+                description += f" ({', '.join(notes)})"
             status = "ok"
     top = verdicts[first_key][0] if first_key else None
     rows = [

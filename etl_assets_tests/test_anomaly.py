@@ -354,14 +354,28 @@ def test_seasonality_without_dates_says_so():
 
 
 @pytest.mark.parametrize("value", [None, math.nan, math.inf])
-def test_missing_value_is_an_anomaly(value):
-    for history in (STABLE, []):
-        verdict = evaluate(history, value, metric="row_count")
-        assert not verdict.passed
-        assert verdict.status == "anomaly"
-        assert verdict.rule == "missing"
-        assert "row_count value is missing/NaN" in verdict.reason
-        assert math.isnan(verdict.value)
+def test_missing_value_is_an_anomaly_when_the_metric_used_to_be_measured(value):
+    verdict = evaluate(STABLE, value, metric="sum/amount")
+    assert not verdict.passed
+    assert verdict.status == "anomaly"
+    assert verdict.rule == "missing"
+    assert "sum/amount value is missing/NaN" in verdict.reason
+    assert math.isnan(verdict.value)
+
+
+@pytest.mark.parametrize("history, said", [
+    ([], "no earlier load measured it"),  # the first load: +inf and -inf summed to NaN
+    ([1000, 1010], "only 2 of 5 earlier loads measured it"),
+    ([*STABLE, math.nan], "the previous load did not measure it either"),  # empty loads
+    ([None] * 40, "no earlier load measured it"),
+])
+@pytest.mark.parametrize("value", [None, math.nan, -math.inf])
+def test_an_unmeasured_value_without_a_measured_baseline_is_not_an_anomaly(value, history, said):
+    verdict = evaluate(history, value, metric="sum/amount")
+    assert verdict.passed
+    assert (verdict.status, verdict.rule) == ("not_measured", "not_measured")
+    assert verdict.reason.startswith("sum/amount not measured") and said in verdict.reason
+    assert math.isnan(verdict.value) and verdict.baseline is None
 
 
 def test_missing_points_in_history_are_skipped():

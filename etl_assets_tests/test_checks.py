@@ -81,6 +81,25 @@ def test_sums_check_lists_every_column_and_names_the_flagged(table) -> None:
     assert "sum/amount" in outcome.description and "qty" not in outcome.description
 
 
+def test_unmeasured_sums_on_a_first_load_are_not_anomalies(table) -> None:
+    # A double column holding +inf and -inf sums to NaN; an empty load's sums are null.
+    latest = _point(0, 3, **{"sum/amount": float("nan"), "sum/qty": None})
+    outcome = C.sums_outcome(table, latest, [], {})
+    assert outcome.passed and outcome.status == "not_measured", outcome.description
+    assert "not measured" in outcome.description
+    # Beside a measured column, the description still counts it.
+    mixed = _point(0, 3, **{"sum/amount": float("nan"), "sum/qty": 51.0})
+    history = [_point(i, v, **{"sum/amount": float("nan"), "sum/qty": 50.0})
+               for i, v in enumerate(HISTORY, start=1)]
+    outcome = C.sums_outcome(table, mixed, history, {})
+    assert outcome.passed and outcome.status == "ok"
+    assert outcome.description == "all 2 column sums within their bands (1 not measured)"
+    # Once a sum was measured, losing it is an anomaly.
+    measured = [_point(i, v, **{"sum/amount": v * 2.5}) for i, v in enumerate(HISTORY, start=1)]
+    outcome = C.sums_outcome(table, _point(99, 1000, **{"sum/amount": None}), measured, {})
+    assert not outcome.passed and "sum/amount value is missing/NaN" in outcome.description
+
+
 def test_schema_and_category_changes(table) -> None:
     before = dg.TableSchema(columns=[dg.TableColumn("id", "bigint"), dg.TableColumn("v", "int")])
     after = dg.TableSchema(columns=[dg.TableColumn("id", "bigint"), dg.TableColumn("v", "string"),
