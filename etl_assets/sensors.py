@@ -21,6 +21,7 @@ from dagster._core.storage.asset_check_execution_record import (  # no public ex
     AssetCheckExecutionRecordStatus,
 )
 from dagster_pyspark import LazyPySparkResource
+from pyspark.sql import functions as F
 
 from etl_assets.alerts import Alert, deliver, record_alerts
 from etl_assets.hive_log import FAILED, HiveLog, RunRecord
@@ -57,9 +58,11 @@ def record_alerts_op(
     if config.failed_run_id and config.failed_assets:
         log = HiveLog(session, etl_log.database)
         log.ensure_tables()
-        logged = {r.asset for r in session.sql(
-            f"SELECT DISTINCT asset FROM {log.table('run_log')} "
-            f"WHERE run_id = '{config.failed_run_id}'").collect()}
+        # The run id comes from run config, which anyone with the launchpad can write: a
+        # column comparison, never SQL text.
+        logged = {r.asset for r in session.table(log.table("run_log"))
+                  .where(F.col("run_id") == config.failed_run_id)
+                  .select("asset").distinct().collect()}
         now = datetime.now(timezone.utc)
         missing = [a for a in config.failed_assets if a not in logged]
         log.write_loads([(RunRecord(
@@ -148,6 +151,21 @@ def build_check_failure_sensor(project: Project) -> dg.SensorDefinition:
     return _sensor
 
 
+def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.AssetKey]:
+    """The assets a run was to materialize.
+
+    A run launched with an asset selection (the UI, `dagster asset materialize`, sensors)
+    carries it; a run of an asset job launched by a schedule carries none, and its execution
+    plan, stored with the run before it starts, says which assets its steps produce.
+    """
+    if run.asset_selection:
+        return set(run.asset_selection)
+    if not run.execution_plan_snapshot_id:
+        return set()
+    plan = instance.get_execution_plan_snapshot(run.execution_plan_snapshot_id)
+    return set(plan.asset_selection)
+
+
 @dg.run_failure_sensor(name="run_failure_alerts", request_job=alerts_job,
                        default_status=dg.DefaultSensorStatus.RUNNING)
 def run_failure_alerts(context: dg.RunFailureSensorContext):
@@ -160,7 +178,7 @@ def run_failure_alerts(context: dg.RunFailureSensorContext):
     alert = Alert(kind="run_failure", severity="ERROR", title=f"run {run.run_id[:8]} failed",
                   message=error, run_id=run.run_id, url=f"{settings.ui_url}/runs/{run.run_id}")
     channels = deliver(alert, settings, None)
-    assets = sorted(k.to_user_string() for k in (run.asset_selection or []))
+    assets = sorted(k.to_user_string() for k in planned_assets(context.instance, run))
     return _alert_run([(alert, channels)], f"run-{run.run_id}", failed_run_id=run.run_id,
                       failed_assets=assets, error=error[:4000])
 

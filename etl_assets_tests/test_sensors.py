@@ -21,6 +21,7 @@ import dagster as dg
 import pytest
 from aiosmtpd.controller import Controller
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 from etl_assets.definitions import build_assets, build_resources
 from etl_assets.settings import load_settings
@@ -245,6 +246,34 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     assert row.channels.split(",") == ["log", "webhook:127.0.0.1", "email", "slack"]
 
 
+def test_a_scheduled_run_that_died_before_its_load_gets_its_failed_rows(
+    spark: SparkSession, settings, project, instance, receivers
+) -> None:
+    from etl_assets.sensors import run_failure_alerts
+
+    # The domain schedule's job, as the daemon launches it: a run with no asset selection,
+    # which dies (its process killed, say) before any step starts.
+    defs = dg.Definitions(assets=build_assets(project), schedules=build_schedules(project),
+                          resources=build_resources(settings))
+    job = defs.resolve_job_def("domain_job")
+    run = instance.create_run_for_job(job, tags={"dagster/schedule_name": "domain_schedule"})
+    assert run.asset_selection is None
+    failure = instance.report_run_failed(run, "run worker exited before the load started")
+    context = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alerts", dagster_instance=instance,
+        dagster_run=instance.get_run_by_id(run.run_id), dagster_event=failure,
+    ).for_run_failure()
+    request = run_failure_alerts(context)
+    config = request.run_config["ops"]["record_alerts"]["config"]
+    assert config["failed_assets"] == ["landed"]  # the schedule's one unpartitioned table
+
+    assert alerts_job.execute_in_process(run_config=request.run_config,
+                                         resources=build_resources(settings),
+                                         instance=instance).success
+    rows = spark.table(f"{settings.log_db}.run_log").where(F.col("run_id") == run.run_id)
+    assert [(r.asset, r.status) for r in rows.collect()] == [("landed", "FAILED")]
+
+
 FLAKY = """
 database: t_flaky
 sources:
@@ -331,3 +360,12 @@ def test_run_failure_sensor_alerts_and_the_alert_job_fills_missing_failed_rows(
     rows = spark.sql(f"SELECT count(*) AS n FROM {settings.log_db}.run_log "
                      f"WHERE run_id = '{failed.run_id}'").first().n
     assert rows == 1
+    # A run id typed into the launchpad is data, not SQL: quoted as SQL text it would match
+    # every row (so 'flaky' would look logged and no FAILED row would be written).
+    injected = "dead' OR '1'='1"
+    config = {**config, "failed_run_id": injected}
+    assert alerts_job.execute_in_process(
+        run_config={"ops": {"record_alerts": {"config": config}}},
+        resources=build_resources(settings), instance=instance).success
+    logged = spark.table(f"{settings.log_db}.run_log").where(F.col("run_id") == injected)
+    assert [(r.asset, r.status) for r in logged.collect()] == [("flaky", "FAILED")]
