@@ -506,7 +506,7 @@ def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
             )
             for o in outcomes
         ]
-        etl_log.queue_checks(spark.spark_session, records)
+        etl_log.write_checks(spark.spark_session, records)
         for outcome in outcomes:
             context.log.info(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
                              f"{outcome.description}")

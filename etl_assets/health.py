@@ -353,8 +353,8 @@ def build_health_report_asset(project: Project, settings: Settings) -> dg.Assets
     """The report as an asset, downstream of every table (it summarizes their loads).
 
     Depending on the tables orders it after the loads of the same run; it reads only
-    `etl_log.*`, never the tables. Check results still queued in the run (written at the
-    end of the run) are flushed first so that the page shows them.
+    `etl_log.*`, never the tables. Each check step writes its `check_log` rows before it
+    ends, so the page shows the checks of the same run.
     """
     page = report_path(settings)
 
@@ -373,7 +373,6 @@ def build_health_report_asset(project: Project, settings: Settings) -> dg.Assets
         etl_log: EtlLogResource,
     ) -> dg.MaterializeResult:
         session = spark.spark_session
-        etl_log.flush()
         report = write_report(session, etl_log.database, page, days=config.days)
         context.log.info(f"wrote {page} ({page.stat().st_size:,} bytes)")
         t = report.totals

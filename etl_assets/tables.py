@@ -18,7 +18,6 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
-from pydantic import PrivateAttr
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -455,31 +454,18 @@ def logged_metrics(result: LoadResult) -> dict[str, Any]:
 
 
 class EtlLogResource(dg.ConfigurableResource):
-    """Where the Hive log tables live (database `etl_log` unless configured).
-
-    Check results are queued during the run and written to `check_log` in one insert when the
-    run's resources are torn down (once per run with the in-process executor, once per step
-    with a multiprocess one).
-    """
+    """Where the Hive log tables live (database `etl_log` unless configured)."""
 
     database: str = "etl_log"
-    _pending: list = PrivateAttr(default_factory=list)
 
-    def queue_checks(self, spark: SparkSession, records: list[CheckRecord]) -> None:
-        """Queue check evaluations for `check_log`."""
-        self._pending.append((spark, list(records)))
+    def write_checks(self, spark: SparkSession, records: list[CheckRecord]) -> None:
+        """Append one step's check evaluations to `check_log`, in one batch.
 
-    def flush(self) -> None:
-        """Write the queued check evaluations, one insert per Spark session."""
-        pending, self._pending = self._pending, []
-        sessions: dict[int, tuple[SparkSession, list[CheckRecord]]] = {}
-        for spark, records in pending:
-            sessions.setdefault(id(spark), (spark, []))[1].extend(records)
-        for spark, records in sessions.values():
-            HiveLog(spark, self.database).write_checks(records)
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        self.flush()
+        Called inside the step, before its results are reported: a failed write fails the
+        step, instead of vanishing into a resource-teardown event after the results were
+        shown (a log append costs milliseconds and no Spark job, so one per step is cheap).
+        """
+        HiveLog(spark, self.database).write_checks(records)
 
 
 FULL_REFRESH_TAG = "etl_assets/full_refresh"
@@ -686,13 +672,13 @@ def _quality_results(
     request: LoadRequest,
     result: LoadResult,
 ) -> list[dg.AssetCheckResult]:
-    """The selected rules' check results; every rule's verdict queued for `check_log`."""
+    """The selected rules' check results; every rule's verdict written to `check_log`."""
     key = dg.AssetKey(table.name)
     selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
     outcomes = [o for o in result.quality if o.rule.name in selected]
     keys = request.partition_keys
     partition = keys[0] if len(keys) == 1 else (f"{keys[0]}...{keys[-1]}" if keys else None)
-    etl_log.queue_checks(spark, Q.check_records(outcomes, request.run_id, table.name, partition,
+    etl_log.write_checks(spark, Q.check_records(outcomes, request.run_id, table.name, partition,
                                                 datetime.now(timezone.utc)))
     for outcome in outcomes:
         log = context.log.info if outcome.passed else context.log.warning

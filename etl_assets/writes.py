@@ -370,8 +370,26 @@ def append_files(
     spark.catalog.refreshTable(qualified)
 
 
+class LogWriteError(RuntimeError):
+    """Rows could not be appended to a log table; the message names the table."""
+
+
 def append_records(spark: SparkSession, qualified: str, schema: T.StructType,
                    rows: Sequence[Sequence[Any]], partition_column: str) -> None:
+    """Append a few rows (log rows) to an existing table partitioned by one column.
+
+    Raises:
+        LogWriteError: The append failed (the table changed shape, its folder is not
+            writable ...), naming the table and the number of rows, with Spark's error.
+    """
+    try:
+        _append_records(spark, qualified, schema, rows, partition_column)
+    except Exception as err:  # noqa: BLE001 - Spark's errors rarely name the table
+        raise LogWriteError(f"appending {len(rows)} rows to {qualified} failed: {err}") from err
+
+
+def _append_records(spark: SparkSession, qualified: str, schema: T.StructType,
+                    rows: Sequence[Sequence[Any]], partition_column: str) -> None:
     """Append a few rows (log rows) to an existing table partitioned by one column.
 
     No Spark job: each partition's rows become one Parquet file written by pyarrow on the

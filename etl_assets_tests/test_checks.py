@@ -8,6 +8,7 @@ check evaluations in Dagster and rows in `etl_log.check_log`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import dagster as dg
@@ -162,6 +163,24 @@ def _seed(instance: dg.DagsterInstance, values: list[int]) -> None:
 def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
     return {e.check_name: e for e in result.get_asset_check_evaluations()
             if e.asset_key == dg.AssetKey("loads")}
+
+
+def test_a_failed_check_log_write_fails_the_check_step(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # A log database whose check_log cannot take the rows (not partitioned by log_date).
+    broken = dataclasses.replace(settings, log_db="t_broken_log")
+    spark.sql("CREATE DATABASE IF NOT EXISTS t_broken_log")
+    spark.sql("CREATE TABLE IF NOT EXISTS t_broken_log.check_log (x INT) USING parquet")
+    project = _project(spark, tmp_path, "t_chk_broken", 100)
+    result = materialize_project(project, broken, instance, selection=["loads"],
+                                 raise_on_error=False)
+    failures = {e.step_key: e for e in result.all_events if e.is_step_failure}
+    assert set(failures) == {"loads_checks"}, failures  # the load itself succeeded
+    error = failures["loads_checks"].step_failure_data.error.to_string()
+    assert "LogWriteError" in error and "to t_broken_log.check_log failed" in error, error
+    assert "table is not partitioned" in error  # Spark's own words follow
+    assert not result.success
 
 
 def test_cold_start_then_drop_fails_blocks_downstream_and_is_logged(
