@@ -17,10 +17,10 @@ import logging
 import smtplib
 import urllib.request
 import uuid
-from urllib.parse import urlsplit
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T

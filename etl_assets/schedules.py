@@ -47,7 +47,7 @@ def _partitioned_schedule(
             f"{table.file}: {where}: field 'schedule.cron': a partitioned table runs "
             f"once per partition; give 'M H * * *' (got {spec.cron!r})"
         )
-    zone = table.spec.partitions.timezone if table.spec.partitions else "UTC"
+    zone = table.spec.partitions.timezone  # only partitioned tables come here
     if "timezone" in spec.model_fields_set and spec.timezone != zone:
         raise SpecError(
             f"{table.file}: {where}: field 'schedule.timezone': {spec.timezone!r} "
