@@ -347,24 +347,45 @@ def spark_up(cluster: Cluster, ports: dict[str, int], settings: Settings) -> Non
 
 
 def thrift_up(cluster: Cluster, ports: dict[str, int], settings: Settings) -> None:
-    from etl_assets.spark import spark_config
-
     if daemon_running(cluster, THRIFT_CLASS) and port_open(ports["thrift"]):
         say(f"Thrift Server already running on 127.0.0.1:{ports['thrift']}")
         return
-    conf = spark_config(settings)
-    conf.update({"spark.app.name": "etl_assets-thrift", "spark.cores.max": "1",
-                 "spark.executor.memory": "512m"})
-    master = conf.pop("spark.master")
-    args = ["--master", master]
-    for key, value in conf.items():
-        args += ["--conf", f"{key}={value}"]
+    args = thrift_submit_args(settings, cluster.spark_dir / "thrift-secrets.conf")
     args += ["--hiveconf", f"hive.server2.thrift.port={ports['thrift']}",
              "--hiveconf", "hive.server2.thrift.bind.host=127.0.0.1"]
     daemon(cluster, "submit", THRIFT_CLASS, *args)
     wait_for("Spark Thrift Server", lambda: port_open(ports["thrift"]), 180,
              daemon_log(cluster, THRIFT_CLASS))
     say(f"Thrift Server started: jdbc:hive2://127.0.0.1:{ports['thrift']}/default")
+
+
+def thrift_submit_args(settings: Settings, secrets_file: Path) -> list[str]:
+    """spark-submit's options for the Thrift Server, the metastore password kept off them.
+
+    Every `--conf` shows in `ps` and in the daemon's log (`Spark Command: ...`), so the password
+    goes to `secrets_file` instead, readable by its owner only (mode 0600), given with
+    `--properties-file`. Spark trims the values it reads there: a password that begins or ends
+    with whitespace does not survive.
+    """
+    from etl_assets.spark import METASTORE_PASSWORD_KEY, spark_config
+
+    conf = spark_config(settings)
+    conf.update({"spark.app.name": "etl_assets-thrift", "spark.cores.max": "1",
+                 "spark.executor.memory": "512m"})
+    args = ["--master", conf.pop("spark.master")]
+    for key, value in conf.items():
+        args += ["--conf", f"{key}={value}"]
+    if settings.metastore_password:
+        secrets_file.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # a file left by an older version may have had another mode
+        # java.util.Properties syntax: backslashes and line breaks escaped.
+        value = (settings.metastore_password.replace("\\", "\\\\")
+                 .replace("\n", "\\n").replace("\r", "\\r"))
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(f"spark.hadoop.{METASTORE_PASSWORD_KEY}={value}\n")
+        args += ["--properties-file", str(secrets_file)]
+    return args
 
 
 def beeline(settings: Settings, sql: str, *, port: int | None = None) -> str:
@@ -396,7 +417,11 @@ def write_env(cluster: Cluster, ports: dict[str, int]) -> None:
     cluster.root.mkdir(parents=True, exist_ok=True)
     lines = ["# Written by `etl-assets cluster up`; read by the cluster profile and the Makefile."]
     lines += [f"export {k}={v}" for k, v in values.items()]
-    cluster.env_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    # It holds the passwords: readable by its owner only.
+    fd = os.open(cluster.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
 
 
 def dagster_instance_up(cluster: Cluster) -> None:

@@ -15,6 +15,11 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_METASTORE_JDBC_URL` (+ `_USER`, `_PASSWORD`): a metastore database reached over
   JDBC (`jdbc:postgresql://host:5432/metastore`); replaces Derby. `ETL_ASSETS_JDBC_DRIVER_JAR`
   is its driver (default `/usr/share/java/postgresql.jar`, Debian's libpostgresql-jdbc-java).
+  The password is a secret: Dagster resolves it from the environment when a run's Spark
+  session starts (`dg.EnvVar`), so it never becomes a configured value (`etl_assets.spark`).
+- `ETL_ASSETS_METASTORE_LOCK_TIMEOUT`: seconds a process waits for another one holding the
+  embedded (Derby) metastore before it gives up (default: unset, wait as long as it takes;
+  `0` fails at once). See `etl_assets.metastore_lock`.
 - `ETL_ASSETS_EXECUTOR`: `in_process` (embedded default) or `multiprocess` (cluster default),
   `ETL_ASSETS_MAX_CONCURRENT_STEPS` (2) bounds the latter.
 - `ETL_ASSETS_SPARK_CORES_MAX` (2), `ETL_ASSETS_EXECUTOR_MEMORY` (1g): each run's share of a
@@ -161,11 +166,19 @@ class Settings:
     worker_cores: int = 6
     worker_memory: str = "8g"
     thrift_port: int = 10000
+    metastore_lock_timeout_s: float | None = None
 
     @property
     def dagster_home(self) -> Path:
         """Folder of the Dagster instance (SQLite storage, logs) under the home folder."""
         return self.home / "dagster"
+
+    @property
+    def embedded_metastore(self) -> Path | None:
+        """Derby's folder (`<home>/metastore_db`) when no shared metastore is configured."""
+        if self.metastore_uri or self.metastore_jdbc_url:
+            return None
+        return self.home / "metastore_db"
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
@@ -213,6 +226,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         worker_cores=_positive(env, "ETL_ASSETS_WORKER_CORES", 6),
         worker_memory=env.get("ETL_ASSETS_WORKER_MEMORY") or "8g",
         thrift_port=_positive(env, "ETL_ASSETS_THRIFT_PORT", 10000),
+        metastore_lock_timeout_s=_seconds(env, "ETL_ASSETS_METASTORE_LOCK_TIMEOUT"),
     )
 
 
@@ -221,6 +235,20 @@ def _positive(env: dict[str, str], name: str, default: int) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"{name}={value!r} must be a positive integer")
     return int(value)
+
+
+def _seconds(env: dict[str, str], name: str) -> float | None:
+    """A non-negative number of seconds, or None when the variable is unset or empty."""
+    value = env.get(name) or ""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds >= 0:  # also refuses nan
+        raise ValueError(f"{name}={value!r} must be a number of seconds (0 or more)")
+    return seconds
 
 
 def read_env_file(path: Path) -> dict[str, str]:

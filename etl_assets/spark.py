@@ -1,19 +1,38 @@
 """Spark configuration: the embedded Hive default, overridable through the environment.
 
-The same configuration serves the assets (through dagster-pyspark's `LazyPySparkResource`), the
-`etl-assets` CLI and the tests, so a user never needs to know the Derby settings to query their
-own tables.
+The same configuration serves the assets (through `EtlSparkResource`, dagster-pyspark's
+`LazyPySparkResource` with the secret and the metastore lock added), the `etl-assets` CLI and
+the tests, so a user never needs to know the Derby settings to query their own tables.
+
+Secrets stay out of every configured value: `spark_config` holds none, and the metastore
+password reaches Spark only when a session starts (`start_session`), set on the Hadoop
+configuration of the running context rather than passed as a Spark setting, which PySpark would
+put on the JVM's command line. The Dagster resource takes it as `dg.EnvVar`, which Dagster keeps
+as the variable's name in the code location's snapshot, the UI and the run's records, and
+resolves in the run's process only.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import dagster as dg
 from dagster_pyspark import LazyPySparkResource
+from pydantic import Field, PrivateAttr
+from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
+from etl_assets.metastore_lock import lock_embedded_metastore
 from etl_assets.settings import Settings
+
+METASTORE_PASSWORD_ENV = "ETL_ASSETS_METASTORE_PASSWORD"
+# Hive's own key, on the Hadoop configuration (Spark's equivalent setting would be this key
+# with the `spark.hadoop.` prefix, which is what must not travel as plain configuration).
+METASTORE_PASSWORD_KEY = "javax.jdo.option.ConnectionPassword"
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:
@@ -75,7 +94,8 @@ def jdbc_metastore_config(settings: Settings) -> dict[str, str]:
 
     `datanucleus.schema.autoCreateAll=true` hangs against PostgreSQL; creating tables and
     columns (not constraints) on first use, without schema verification, works. The JDBC
-    driver must be on the driver's class path when its JVM starts, hence extraClassPath.
+    driver must be on the driver's class path when its JVM starts, hence extraClassPath. The
+    password is not here: `start_session` sets it (see the module's docstring).
     """
     prefix = "spark.hadoop."
     conf = {
@@ -90,23 +110,135 @@ def jdbc_metastore_config(settings: Settings) -> dict[str, str]:
     }
     if settings.metastore_user:
         conf[prefix + "javax.jdo.option.ConnectionUserName"] = settings.metastore_user
-    if settings.metastore_password:
-        conf[prefix + "javax.jdo.option.ConnectionPassword"] = settings.metastore_password
     return conf
+
+
+def start_session(
+    conf: Mapping[str, Any],
+    metastore_password: str | None = None,
+    embedded_metastore: Path | None = None,
+    lock_timeout_s: float | None = None,
+    on_wait: Callable[[str], None] | None = None,
+) -> SparkSession:
+    """Start (or reuse) this process's Spark session, with its secret and its metastore lock.
+
+    Args:
+        conf: Spark settings without secrets (`spark_config`).
+        metastore_password: Set as Hive's `javax.jdo.option.ConnectionPassword` on the running
+            context's Hadoop configuration before the session (and so the metastore client)
+            exists: it reaches the metastore without appearing in the Spark settings, the JVM's
+            command line or a log. With Derby, which checks no password, it is harmless.
+        embedded_metastore: Derby's folder; when given, this process first takes the lock of
+            `etl_assets.metastore_lock` (waiting for another holder with one logged line).
+        lock_timeout_s: Longest wait for that lock in seconds (`None`: no limit).
+        on_wait: Receives the waiting line (default: `logging`).
+
+    Raises:
+        MetastoreBusyError: Another process held the embedded metastore past `lock_timeout_s`.
+    """
+    if embedded_metastore is not None:
+        lock_embedded_metastore(embedded_metastore, timeout_s=lock_timeout_s, on_wait=on_wait)
+    settings = {str(key): str(value) for key, value in conf.items()}
+    context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
+    if metastore_password:
+        # PySpark has no public handle on the Hadoop configuration; `_jsc` is the usual one.
+        context._jsc.hadoopConfiguration().set(METASTORE_PASSWORD_KEY, metastore_password)
+    session = SparkSession.builder.config(map=settings).getOrCreate()
+    session.sparkContext.setLogLevel("WARN")
+    return session
 
 
 def build_session(settings: Settings) -> SparkSession:
     """Start (or reuse) the Spark session for these settings; creates the home folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
-    builder = SparkSession.builder
-    for key, value in spark_config(settings).items():
-        builder = builder.config(key, value)
-    session = builder.getOrCreate()
-    session.sparkContext.setLogLevel("WARN")
-    return session
+    return start_session(
+        spark_config(settings),
+        metastore_password=settings.metastore_password,
+        embedded_metastore=settings.embedded_metastore,
+        lock_timeout_s=settings.metastore_lock_timeout_s,
+    )
 
 
-def build_spark_resource(settings: Settings) -> LazyPySparkResource:
-    """dagster-pyspark's lazy resource: definitions load without starting Spark."""
+class EtlSparkResource(LazyPySparkResource):
+    """dagster-pyspark's lazy Spark resource, with the metastore's secret and lock.
+
+    Definitions load without starting Spark; the session starts on first use in a step
+    (`start_session`). `metastore_password` is meant to be `dg.EnvVar(...)`: Dagster shows and
+    stores the variable's name, never its value, and resolves it in the run's process.
+
+    Example:
+        ```python
+        EtlSparkResource(spark_config=spark_config(settings),
+                         metastore_password=dg.EnvVar("ETL_ASSETS_METASTORE_PASSWORD"))
+        ```
+    """
+
+    metastore_password: str | None = Field(
+        default=None,
+        description="Password of the metastore database; pass dg.EnvVar(...), never a value.",
+    )
+    embedded_metastore: str | None = Field(
+        default=None,
+        description="Derby's folder: one process at a time holds its lock before Spark starts.",
+    )
+    metastore_lock_timeout_s: float | None = Field(
+        default=None,
+        description="Seconds to wait for another process holding the embedded metastore "
+        "(unset: no limit).",
+    )
+    _log: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The waiting line goes to the run's own log (the UI), not only to stderr.
+        self._log = context.log
+
+    @property
+    def spark_session(self) -> SparkSession:
+        if self._spark_session is None:
+            password = self.metastore_password
+            if isinstance(password, dg.EnvVar):  # used outside a run: Dagster resolved nothing
+                password = password.get_value()
+            self._spark_session = start_session(
+                self.spark_config,
+                metastore_password=password,
+                embedded_metastore=Path(self.embedded_metastore)
+                if self.embedded_metastore else None,
+                lock_timeout_s=self.metastore_lock_timeout_s,
+                on_wait=self._log.warning if self._log is not None else None,
+            )
+        return self._spark_session
+
+    @property
+    def spark_context(self) -> SparkContext:
+        return self.spark_session.sparkContext
+
+
+def build_spark_resource(settings: Settings) -> EtlSparkResource:
+    """The lazy Spark resource of these settings: definitions load without starting Spark.
+
+    Raises:
+        ValueError: The settings' metastore password is not this process's
+            `ETL_ASSETS_METASTORE_PASSWORD` (say, it is only in `cluster.env`): Dagster resolves
+            secrets from the environment of the run's process alone.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
-    return LazyPySparkResource(spark_config=spark_config(settings))
+    password = None
+    if settings.metastore_password:
+        if os.environ.get(METASTORE_PASSWORD_ENV) != settings.metastore_password:
+            raise ValueError(
+                f"the metastore password must be in the environment as {METASTORE_PASSWORD_ENV}, "
+                "where Dagster resolves secrets when a run starts; it is not (only in "
+                f"{settings.home}/cluster/cluster.env?): `source` that file before starting "
+                "dagster, as the Makefile does")
+        password = dg.EnvVar(METASTORE_PASSWORD_ENV)
+    embedded = settings.embedded_metastore
+    return EtlSparkResource(
+        spark_config=spark_config(settings),
+        metastore_password=password,
+        embedded_metastore=str(embedded) if embedded else None,
+        metastore_lock_timeout_s=settings.metastore_lock_timeout_s,
+    )

@@ -33,7 +33,7 @@ def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
     job = defs.resolve_implicit_global_asset_job_def()
     assert job.executor_def is dg.in_process_executor
     spark = defs.resources["spark"]
-    assert type(spark).__name__ == "LazyPySparkResource"
+    assert type(spark).__name__ == "EtlSparkResource"  # dagster-pyspark's lazy one, subclassed
     config = spark.spark_config
     assert config["spark.sql.catalogImplementation"] == "hive"
     home = load_settings().home
@@ -41,6 +41,7 @@ def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
     assert f"databaseName={home}/metastore_db" in url
     assert config["spark.sql.warehouse.dir"] == str(home / "warehouse")
     assert f"-Dderby.system.home={home}" in config["spark.driver.extraJavaOptions"]
+    assert spark.embedded_metastore == str(home / "metastore_db")  # locked before Spark starts
 
 
 def test_partitioned_inputs_map_partition_to_partition_or_a_window(tmp_path) -> None:
