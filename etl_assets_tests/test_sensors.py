@@ -324,6 +324,23 @@ def test_an_smtp_server_that_never_answers_delays_no_other_channel(
     assert f"alert email failed: no answer within {ALERT_TIMEOUT_S} s" in caplog.text
 
 
+def test_an_alert_log_from_before_failures_were_recorded_gains_the_column(
+    spark: SparkSession
+) -> None:
+    from etl_assets.alerts import ALERT_SCHEMA, Delivery, record_alerts
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS t_old_alerts")
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}"
+                        for f in ALERT_SCHEMA if f.name != "failures")
+    spark.sql(f"CREATE TABLE t_old_alerts.alert_log ({columns}) USING parquet "
+              "PARTITIONED BY (log_date)")
+    alert = Alert(kind="run_failure", severity="ERROR", title="run 1 failed", message="boom")
+    record_alerts(spark, "t_old_alerts", [
+        (alert, Delivery(["log", "slack"], ["email: no answer within 3 s"]))])
+    (row,) = spark.table("t_old_alerts.alert_log").collect()
+    assert (row.channels, row.failures) == ("log,slack", "email: no answer within 3 s")
+
+
 def test_an_alert_timeout_that_is_not_a_number_of_seconds_is_refused() -> None:
     with pytest.raises(ValueError, match="ETL_ASSETS_ALERT_TIMEOUT_S='soon' must be a positive"):
         load_alert_settings({"ETL_ASSETS_ALERT_TIMEOUT_S": "soon"})
