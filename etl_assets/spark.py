@@ -7,6 +7,7 @@ own tables.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -14,6 +15,11 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
 from etl_assets.settings import Settings
+
+LOOPBACK = "127.0.0.1"
+# The driver's RPC and block manager ports bind spark.driver.bindAddress, which defaults to the
+# host's name and so its network address: on loopback, only this machine can reach them.
+LOOPBACK_DRIVER = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:
@@ -45,6 +51,8 @@ def spark_config(settings: Settings) -> dict[str, Any]:
         # Hive's own warehouse setting, so tables created through Hive DDL land beside Spark's.
         "spark.hadoop.hive.metastore.warehouse.dir": settings.warehouse_dir,
     }
+    if settings.spark_master.startswith("local"):
+        conf.update(LOOPBACK_DRIVER)  # local mode: nothing but this process talks to the driver
     if settings.spark_master.startswith("spark://"):
         conf.update(standalone_config(settings))
     if settings.metastore_uri:
@@ -63,8 +71,7 @@ def standalone_config(settings: Settings) -> dict[str, str]:
     return {
         "spark.cores.max": str(settings.spark_cores_max),
         "spark.executor.memory": settings.executor_memory,
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        **LOOPBACK_DRIVER,
         # Executors run Python (if a spec ever needs it) with the driver's interpreter.
         "spark.pyspark.python": sys.executable,
     }
@@ -95,9 +102,22 @@ def jdbc_metastore_config(settings: Settings) -> dict[str, str]:
     return conf
 
 
+def serve_ui_on_loopback(settings: Settings) -> None:
+    """Make the driver's web UI (port 4040 and up) bind 127.0.0.1, as its other ports do.
+
+    Spark takes the UI's address from nothing but the driver JVM's `SPARK_LOCAL_IP` (else
+    0.0.0.0, every interface), and the JVM inherits this process's environment, so it is set
+    here before a session starts. A `SPARK_LOCAL_IP` already set wins; on YARN or Kubernetes,
+    where the cluster must reach the driver, nothing changes.
+    """
+    if settings.spark_master.startswith(("local", "spark://")):
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+
+
 def build_session(settings: Settings) -> SparkSession:
     """Start (or reuse) the Spark session for these settings; creates the home folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    serve_ui_on_loopback(settings)
     builder = SparkSession.builder
     for key, value in spark_config(settings).items():
         builder = builder.config(key, value)
@@ -107,6 +127,11 @@ def build_session(settings: Settings) -> SparkSession:
 
 
 def build_spark_resource(settings: Settings) -> LazyPySparkResource:
-    """dagster-pyspark's lazy resource: definitions load without starting Spark."""
+    """dagster-pyspark's lazy resource: definitions load without starting Spark.
+
+    Every process that loads the definitions (the run worker, each step process) calls this
+    before its session starts, so the driver's UI binds loopback there too.
+    """
     settings.home.mkdir(parents=True, exist_ok=True)
+    serve_ui_on_loopback(settings)
     return LazyPySparkResource(spark_config=spark_config(settings))
