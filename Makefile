@@ -68,8 +68,11 @@ bench: install
 	$(BIN)/python bench/e2e.py --sizes $(BENCH_SIZES)
 	$(BIN)/python bench/check_latency.py
 
+# The UI on this machine only; UI_HOST=0.0.0.0 serves it to the network (put it behind auth).
+UI_HOST ?= 127.0.0.1
+UI_PORT ?= 3000
 ui: install dagster-home
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000
+	$(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT)
 
 status: install
 	$(BIN)/etl-assets status

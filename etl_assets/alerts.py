@@ -8,6 +8,10 @@ the `alert_log` Hive table, so the demo works offline.
   PagerDuty-style event endpoints, chat relays);
 - e-mail: SMTP to `ETL_ASSETS_ALERT_SMTP_TO` through `ETL_ASSETS_ALERT_SMTP_HOST`;
 - Slack: `ETL_ASSETS_SLACK_TOKEN` + `ETL_ASSETS_SLACK_CHANNEL`, through dagster-slack.
+
+Deliveries run in sensor ticks, so each channel gets `ETL_ASSETS_ALERT_TIMEOUT_S` for a tick's
+alerts and the channels send at once: a receiver that never answers cannot stall the daemon
+or hold back the other channels, and its failure is recorded in `alert_log.failures`.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+import threading
+import time
 import urllib.request
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from email.message import EmailMessage
+from functools import partial
 from urllib.parse import urlsplit
 
 from pyspark.sql import SparkSession
@@ -43,6 +51,8 @@ ALERT_SCHEMA = T.StructType([
     T.StructField("url", T.StringType()),
     T.StructField("channels", T.StringType()),
     T.StructField("sent_at", T.TimestampType()),
+    # After sent_at: where `ALTER TABLE ADD COLUMNS` puts it in a table from before it existed.
+    T.StructField("failures", T.StringType()),
     T.StructField("log_date", T.DateType()),
 ])
 
@@ -77,13 +87,16 @@ def webhook_channel(url: str) -> str:
     return f"webhook:{urlsplit(url).hostname or 'unknown-host'}"
 
 
-def _redacted(error: Exception, url: str) -> str:
+def _redacted(text: str, url: str) -> str:
     """An error's text with the webhook's URL (and so its token) replaced by its channel."""
-    return str(error).replace(url, webhook_channel(url))
+    return text.replace(url, webhook_channel(url))
 
 
 def send_webhook(alert: Alert, url: str, timeout_s: float = 10) -> None:
-    """POST the alert as JSON (fields of `Alert`, plus `text`)."""
+    """POST the alert as JSON (fields of `Alert`, plus `text`).
+
+    `timeout_s` bounds the connect and each wait for the receiver's bytes (not name lookup).
+    """
     body = json.dumps({**asdict(alert), "text": alert.text()}).encode()
     request = urllib.request.Request(
         url, data=body, headers={"Content-Type": "application/json"}, method="POST")
@@ -93,7 +106,10 @@ def send_webhook(alert: Alert, url: str, timeout_s: float = 10) -> None:
 
 
 def send_email(alert: Alert, settings: AlertSettings, timeout_s: float = 10) -> None:
-    """Send the alert by SMTP to every configured recipient."""
+    """Send the alert by SMTP to every configured recipient.
+
+    `timeout_s` bounds the connect and each wait for one of the server's replies.
+    """
     message = EmailMessage()
     message["Subject"] = f"[etl_assets {alert.severity}] {alert.title}"
     message["From"] = settings.smtp_from
@@ -107,49 +123,133 @@ def send_email(alert: Alert, settings: AlertSettings, timeout_s: float = 10) -> 
         smtp.send_message(message)
 
 
-def send_slack(alert: Alert, settings: AlertSettings) -> None:
-    """Post the alert to the Slack channel with dagster-slack's client."""
+def send_slack(alert: Alert, settings: AlertSettings, timeout_s: float = 10) -> None:
+    """Post the alert to the Slack channel with dagster-slack's client.
+
+    `timeout_s` bounds each HTTP request (slack_sdk's default is 30 s).
+    """
     from dagster_slack import SlackResource
 
     client = SlackResource(token=settings.slack_token or "").get_client()
+    client.timeout = timeout_s
     if settings.slack_api_url:
         client.base_url = settings.slack_api_url.rstrip("/") + "/"
     client.chat_postMessage(channel=settings.slack_channel, text=alert.text())
 
 
-def deliver(alert: Alert, settings: AlertSettings, spark: SparkSession | None) -> list[str]:
-    """Send an alert to every configured channel; returns the channels that took it.
+@dataclass
+class Delivery:
+    """Where one alert went: the channels that took it, and why the others did not.
 
-    A channel that fails is logged and skipped: one broken receiver never hides the alert
-    from the others. The `alert_log` row lists the channels that took it.
+    `channels` starts with `log` (the Dagster log always gets it); `failures` holds
+    `<channel>: <reason>` entries, e.g. `webhook:hooks.example.com: no answer within 10 s`.
     """
-    delivered = ["log"]
-    logger.warning("%s", alert.text())
-    for url in settings.webhook_urls:
-        try:
-            send_webhook(alert, url)
-            delivered.append(webhook_channel(url))
-        except Exception as err:  # noqa: BLE001 - other channels must still get it
-            logger.error("alert %s failed: %s", webhook_channel(url), _redacted(err, url))
+
+    channels: list[str]
+    failures: list[str] = field(default_factory=list)
+
+
+# A sender takes the alert and `timeout_s`, its time left, by keyword.
+_Sender = Callable[..., None]
+# How long `deliver` waits past the channels' budget for a sender whose socket just timed out,
+# so that its own error is recorded rather than "no answer".
+_JOIN_GRACE_S = 0.5
+
+
+def _channels(settings: AlertSettings) -> list[tuple[str, _Sender, str | None]]:
+    """The configured channels as (name, sender, webhook URL to redact from errors)."""
+    channels: list[tuple[str, _Sender, str | None]] = [
+        (webhook_channel(url), partial(send_webhook, url=url), url)
+        for url in settings.webhook_urls]
     if settings.smtp_host and settings.smtp_to:
-        try:
-            send_email(alert, settings)
-            delivered.append("email")
-        except Exception as err:  # noqa: BLE001
-            logger.error("alert e-mail via %s failed: %s", settings.smtp_host, err)
+        channels.append(("email", partial(send_email, settings=settings), None))
     if settings.slack_token and settings.slack_channel:
+        channels.append(("slack", partial(send_slack, settings=settings), None))
+    return channels
+
+
+def _timed_out(error: BaseException) -> bool:
+    """Whether a socket timeout caused the error (smtplib and urllib wrap it in their own)."""
+    seen: set[int] = set()
+    stack: list[object] = [error]
+    while stack:
+        current = stack.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, TimeoutError):
+            return True
+        stack += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+    return False
+
+
+def _send_all(send: _Sender, alerts: Sequence[Alert], deadline: float, budget_s: float,
+              outcomes: list[str | None]) -> None:
+    """Send the alerts in order through one channel until done or its deadline passes.
+
+    Each slot of `outcomes` becomes `""` (delivered) or the reason it was not; a slot left
+    `None` means the caller stopped waiting first. Each send gets the time left as its
+    timeout, so the thread itself ends near the deadline.
+    """
+    for position, alert in enumerate(alerts):
+        left = deadline - time.monotonic()
+        if left <= 0:
+            outcomes[position] = f"not sent: the channel's {budget_s:g} s were used up"
+            continue
         try:
-            send_slack(alert, settings)
-            delivered.append("slack")
-        except Exception as err:  # noqa: BLE001
-            logger.error("alert to Slack %s failed: %s", settings.slack_channel, err)
-    if spark is not None:
-        record_alerts(spark, settings.log_db, [(alert, delivered)])
-    return delivered
+            send(alert, timeout_s=left)
+            outcomes[position] = ""
+        except Exception as err:  # noqa: BLE001 - recorded; other channels must still get it
+            outcomes[position] = (f"no answer within {budget_s:g} s" if _timed_out(err)
+                                  else f"{type(err).__name__}: {err}")
 
 
-def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, list[str]]]) -> None:
-    """Append alerts to `<log_db>.alert_log` (created on first use) in one insert."""
+def deliver(alerts: Sequence[Alert], settings: AlertSettings) -> list[Delivery]:
+    """Send alerts to every configured channel, all channels at once; one `Delivery` each.
+
+    Each channel sends the alerts in order in its own thread and has
+    `settings.timeout_s` seconds for all of them (connecting and every wait for the receiver
+    included), so a receiver that accepts the connection and never answers costs that much
+    once, delays no other channel, and `deliver` returns within `timeout_s` + 0.5 s whatever
+    the receivers do. An alert a channel did not take is in its `Delivery.failures` and in the
+    log, webhooks named by host only (`webhook_channel`). A sender still blocked past the
+    deadline (in a name lookup, which no socket timeout covers) is left to finish on its own:
+    its thread is a daemon, and it starts no other alert after the deadline.
+    """
+    for alert in alerts:
+        logger.warning("%s", alert.text())
+    if not alerts:
+        return []
+    start = time.monotonic()
+    deadline = start + settings.timeout_s
+    running = []
+    for name, send, url in _channels(settings):
+        outcomes: list[str | None] = [None] * len(alerts)
+        thread = threading.Thread(
+            target=_send_all, args=(send, alerts, deadline, settings.timeout_s, outcomes),
+            name=f"etl_assets-alert-{name}", daemon=True)
+        thread.start()
+        running.append((name, url, thread, outcomes))
+    deliveries = [Delivery(channels=["log"]) for _ in alerts]
+    for name, url, thread, outcomes in running:
+        thread.join(max(0.0, deadline + _JOIN_GRACE_S - time.monotonic()))
+        for delivery, outcome in zip(deliveries, list(outcomes)):
+            if outcome == "":
+                delivery.channels.append(name)
+                continue
+            reason = outcome or f"no answer within {settings.timeout_s:g} s"
+            reason = _redacted(reason, url) if url else reason
+            delivery.failures.append(f"{name}: {reason[:500]}")
+            logger.error("alert %s failed: %s", name, reason)
+    return deliveries
+
+
+def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, Delivery]]) -> None:
+    """Append alerts to `<log_db>.alert_log` (created on first use) in one insert.
+
+    `channels` lists the channels that took an alert (comma-separated), `failures` those that
+    did not, with the reason (`; `-separated); a table from before `failures` gains it.
+    """
     log = HiveLog(spark, log_db)
     log.ensure_tables()
     table = log.table(ALERT_LOG)
@@ -157,7 +257,10 @@ def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, li
         columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in ALERT_SCHEMA)
         spark.sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING parquet "
                   "PARTITIONED BY (log_date)")
+    elif "failures" not in spark.table(table).columns:
+        spark.sql(f"ALTER TABLE {table} ADD COLUMNS (`failures` string)")
     now = datetime.now(timezone.utc)
     rows = [(a.alert_id, a.kind, a.severity, a.asset, a.run_id, a.title, a.message, a.url,
-             ",".join(channels), now, now.date()) for a, channels in alerts]
+             ",".join(d.channels), now, "; ".join(d.failures) or None, now.date())
+            for a, d in alerts]
     append_records(spark, table, ALERT_SCHEMA, rows, "log_date")

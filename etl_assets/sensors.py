@@ -23,7 +23,7 @@ from dagster._core.storage.asset_check_execution_record import (  # no public ex
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import functions as F
 
-from etl_assets.alerts import Alert, deliver, record_alerts
+from etl_assets.alerts import Alert, Delivery, deliver, record_alerts
 from etl_assets.hive_log import FAILED, HiveLog, RunRecord
 from etl_assets.quality import quality_check_specs
 from etl_assets.settings import AlertSettings, load_alert_settings
@@ -51,8 +51,7 @@ def record_alerts_op(
 ) -> None:
     """Write alerts to `alert_log`; add FAILED rows for assets of a failed run that have none."""
     session = spark.spark_session
-    alerts = [(Alert(**payload), payload_channels) for payload, payload_channels in (
-        _decode(text) for text in config.alerts)]
+    alerts = [_decode(text) for text in config.alerts]
     if alerts:
         record_alerts(session, etl_log.database, alerts)
     if config.failed_run_id and config.failed_assets:
@@ -73,13 +72,15 @@ def record_alerts_op(
         context.log.info(f"FAILED rows written for {missing}")
 
 
-def _decode(text: str) -> tuple[dict, list[str]]:
+def _decode(text: str) -> tuple[Alert, Delivery]:
     payload = json.loads(text)
-    return payload["alert"], payload["channels"]
+    # `failures` is absent from runs requested before it existed (a re-executed run).
+    return Alert(**payload["alert"]), Delivery(payload["channels"], payload.get("failures", []))
 
 
-def _encode(alert: Alert, channels: list[str]) -> str:
-    return json.dumps({"alert": alert.__dict__, "channels": channels})
+def _encode(alert: Alert, delivery: Delivery) -> str:
+    return json.dumps({"alert": alert.__dict__, "channels": delivery.channels,
+                       "failures": delivery.failures})
 
 
 @dg.job(name=ALERT_JOB, description="Records alerts in etl_log.alert_log (sensors start it).")
@@ -87,8 +88,8 @@ def alerts_job() -> None:
     record_alerts_op()
 
 
-def _alert_run(alerts: list[tuple[Alert, list[str]]], key: str, **extra) -> dg.RunRequest:
-    config = {"alerts": [_encode(a, c) for a, c in alerts], **extra}
+def _alert_run(alerts: list[tuple[Alert, Delivery]], key: str, **extra) -> dg.RunRequest:
+    config = {"alerts": [_encode(a, d) for a, d in alerts], **extra}
     return dg.RunRequest(run_key=key, job_name=ALERT_JOB,
                          run_config={"ops": {"record_alerts": {"config": config}}})
 
@@ -136,15 +137,17 @@ def build_check_failure_sensor(project: Project) -> dg.SensorDefinition:
     def _sensor(context: dg.SensorEvaluationContext):
         cursor = json.loads(context.cursor) if context.cursor else {}
         settings = load_alert_settings()
-        sent = []
+        alerts = []
         for alert, record_id, name in failed_check_alerts(
             context.instance, _check_keys(project, context.instance), cursor, settings
         ):
-            sent.append((alert, deliver(alert, settings, None)))
+            alerts.append(alert)
             cursor[name] = max(cursor.get(name, 0), record_id)
         context.update_cursor(json.dumps(cursor, sort_keys=True))
-        if not sent:
+        if not alerts:
             return dg.SkipReason("no new failed check evaluations")
+        # All of the tick's alerts in one delivery: the tick waits for a slow channel once.
+        sent = list(zip(alerts, deliver(alerts, settings)))
         key = hashlib.sha256(json.dumps(cursor, sort_keys=True).encode()).hexdigest()[:16]
         return _alert_run(sent, f"checks-{key}")
 
@@ -177,9 +180,9 @@ def run_failure_alerts(context: dg.RunFailureSensorContext):
     error = context.failure_event.message if context.failure_event else "run failed"
     alert = Alert(kind="run_failure", severity="ERROR", title=f"run {run.run_id[:8]} failed",
                   message=error, run_id=run.run_id, url=f"{settings.ui_url}/runs/{run.run_id}")
-    channels = deliver(alert, settings, None)
+    (delivery,) = deliver([alert], settings)
     assets = sorted(k.to_user_string() for k in planned_assets(context.instance, run))
-    return _alert_run([(alert, channels)], f"run-{run.run_id}", failed_run_id=run.run_id,
+    return _alert_run([(alert, delivery)], f"run-{run.run_id}", failed_run_id=run.run_id,
                       failed_assets=assets, error=error[:4000])
 
 

@@ -32,7 +32,7 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ENV`: `dev` (default), `staging` or `prod`, from `environments.yaml` (or the file
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
 - Alerts (see `AlertSettings`): `ETL_ASSETS_ALERT_WEBHOOK_URLS`, `ETL_ASSETS_ALERT_SMTP_*`,
-  `ETL_ASSETS_UI_URL`.
+  `ETL_ASSETS_UI_URL`, `ETL_ASSETS_ALERT_TIMEOUT_S`.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ class AlertSettings:
     - `ETL_ASSETS_SLACK_TOKEN`, `ETL_ASSETS_SLACK_CHANNEL`: Slack through dagster-slack
       (`ETL_ASSETS_SLACK_API_URL` points it at another Slack-compatible API).
     - `ETL_ASSETS_UI_URL`: base of links to the Dagster UI (default http://127.0.0.1:3000).
+    - `ETL_ASSETS_ALERT_TIMEOUT_S` (10): seconds each channel gets for one delivery (a sensor
+      tick's alerts), connecting and waiting for answers included; a channel that has not
+      answered by then is recorded as failed, and the others are not kept waiting.
     """
 
     log_db: str = "etl_log"
@@ -113,6 +116,7 @@ class AlertSettings:
     slack_channel: str | None = None
     slack_api_url: str | None = None
     ui_url: str = "http://127.0.0.1:3000"
+    timeout_s: float = 10.0
 
 
 def load_alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
@@ -125,6 +129,14 @@ def load_alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
     port = env.get("ETL_ASSETS_ALERT_SMTP_PORT") or "25"
     if not port.isdigit():
         raise ValueError(f"ETL_ASSETS_ALERT_SMTP_PORT={port!r} must be a port number")
+    timeout = env.get("ETL_ASSETS_ALERT_TIMEOUT_S") or "10"
+    try:
+        timeout_s = float(timeout)
+    except ValueError:
+        timeout_s = 0.0
+    if not 0 < timeout_s < float("inf"):
+        raise ValueError(f"ETL_ASSETS_ALERT_TIMEOUT_S={timeout!r} must be a positive number "
+                         "of seconds")
     return AlertSettings(
         log_db=load_settings(environ).log_db,
         webhook_urls=listed("ETL_ASSETS_ALERT_WEBHOOK_URLS"),
@@ -139,6 +151,7 @@ def load_alert_settings(environ: dict[str, str] | None = None) -> AlertSettings:
         slack_channel=env.get("ETL_ASSETS_SLACK_CHANNEL") or None,
         slack_api_url=env.get("ETL_ASSETS_SLACK_API_URL") or None,
         ui_url=(env.get("ETL_ASSETS_UI_URL") or "http://127.0.0.1:3000").rstrip("/"),
+        timeout_s=timeout_s,
     )
 
 

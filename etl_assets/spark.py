@@ -33,6 +33,10 @@ METASTORE_PASSWORD_ENV = "ETL_ASSETS_METASTORE_PASSWORD"
 # Hive's own key, on the Hadoop configuration (Spark's equivalent setting would be this key
 # with the `spark.hadoop.` prefix, which is what must not travel as plain configuration).
 METASTORE_PASSWORD_KEY = "javax.jdo.option.ConnectionPassword"
+LOOPBACK = "127.0.0.1"
+# The driver's RPC and block manager ports bind spark.driver.bindAddress, which defaults to the
+# host's name and so its network address: on loopback, only this machine can reach them.
+LOOPBACK_DRIVER = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LOOPBACK}
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:
@@ -64,6 +68,8 @@ def spark_config(settings: Settings) -> dict[str, Any]:
         # Hive's own warehouse setting, so tables created through Hive DDL land beside Spark's.
         "spark.hadoop.hive.metastore.warehouse.dir": settings.warehouse_dir,
     }
+    if settings.spark_master.startswith("local"):
+        conf.update(LOOPBACK_DRIVER)  # local mode: nothing but this process talks to the driver
     if settings.spark_master.startswith("spark://"):
         conf.update(standalone_config(settings))
     if settings.metastore_uri:
@@ -82,8 +88,7 @@ def standalone_config(settings: Settings) -> dict[str, str]:
     return {
         "spark.cores.max": str(settings.spark_cores_max),
         "spark.executor.memory": settings.executor_memory,
-        "spark.driver.host": "127.0.0.1",
-        "spark.driver.bindAddress": "127.0.0.1",
+        **LOOPBACK_DRIVER,
         # Executors run Python (if a spec ever needs it) with the driver's interpreter.
         "spark.pyspark.python": sys.executable,
     }
@@ -148,9 +153,22 @@ def start_session(
     return session
 
 
+def serve_ui_on_loopback(settings: Settings) -> None:
+    """Make the driver's web UI (port 4040 and up) bind 127.0.0.1, as its other ports do.
+
+    Spark takes the UI's address from nothing but the driver JVM's `SPARK_LOCAL_IP` (else
+    0.0.0.0, every interface), and the JVM inherits this process's environment, so it is set
+    here before a session starts. A `SPARK_LOCAL_IP` already set wins; on YARN or Kubernetes,
+    where the cluster must reach the driver, nothing changes.
+    """
+    if settings.spark_master.startswith(("local", "spark://")):
+        os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
+
+
 def build_session(settings: Settings) -> SparkSession:
     """Start (or reuse) the Spark session for these settings; creates the home folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
+    serve_ui_on_loopback(settings)
     return start_session(
         spark_config(settings),
         metastore_password=settings.metastore_password,
@@ -226,6 +244,7 @@ def build_spark_resource(settings: Settings) -> EtlSparkResource:
             secrets from the environment of the run's process alone.
     """
     settings.home.mkdir(parents=True, exist_ok=True)
+    serve_ui_on_loopback(settings)  # every process loading the definitions, before Spark starts
     password = None
     if settings.metastore_password:
         if os.environ.get(METASTORE_PASSWORD_ENV) != settings.metastore_password:

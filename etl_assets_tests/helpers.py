@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
+import psutil
 import requests
 
 from etl_assets.cluster import apt_install, can_apt_install, free_port
@@ -178,13 +180,24 @@ def clean_env(**values: str) -> dict[str, str]:
 
 
 @contextmanager
-def run_dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]:
-    """`dagster dev` (webserver, daemon, code server) on a free port until the block ends."""
+def run_dagster_dev(env: dict[str, str], log_path: Path,
+                    make_ui: bool = False) -> Iterator[DagsterDev]:
+    """`dagster dev` (webserver, daemon, code server) on a free port until the block ends.
+
+    With `make_ui`, started as users start it, by the Makefile's `ui` target (its `install`
+    prerequisite taken as done: a test never reinstalls the virtualenv, and `make test` has
+    just run it).
+    """
     port = free_port()
+    if make_ui:
+        command = ["make", "--no-print-directory", "-o", ".venv/bin/.installed", "ui",
+                   f"UI_PORT={port}"]
+    else:
+        command = [str(BIN / "dagster"), "dev", "-m", "etl_assets.definitions",
+                   "-h", "127.0.0.1", "-p", str(port)]
     with log_path.open("w") as log:
-        proc = subprocess.Popen([str(BIN / "dagster"), "dev", "-m", "etl_assets.definitions",
-                                 "-h", "127.0.0.1", "-p", str(port)], cwd=ROOT, env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
         try:
             dev = DagsterDev(f"http://127.0.0.1:{port}", "")
             deadline = time.monotonic() + 240
@@ -206,6 +219,43 @@ def run_dagster_dev(env: dict[str, str], log_path: Path) -> Iterator[DagsterDev]
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening TCP socket and the process that owns it."""
+
+    address: str
+    port: int
+    pid: int
+    process: str  # the start of its command line
+
+    @property
+    def loopback(self) -> bool:
+        """Whether only this machine can connect (127.0.0.0/8, ::1, or IPv4-mapped 127.x)."""
+        ip = ipaddress.ip_address(self.address)
+        mapped = getattr(ip, "ipv4_mapped", None)
+        return (mapped or ip).is_loopback
+
+
+def listeners(owned: Callable[[psutil.Process], bool]) -> set[Listener]:
+    """Listening TCP sockets (IPv4 and IPv6) of the processes `owned` accepts.
+
+    Read from /proc through psutil; processes that end meanwhile, or that we may not inspect,
+    are left out.
+    """
+    found = set()
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or not conn.pid:
+            continue
+        try:
+            process = psutil.Process(conn.pid)
+            if owned(process):
+                found.add(Listener(conn.laddr.ip, conn.laddr.port, conn.pid,
+                                   " ".join(process.cmdline())[:160]))
+        except (psutil.Error, OSError):
+            continue
+    return found
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:

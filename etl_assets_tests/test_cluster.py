@@ -3,10 +3,10 @@ storage), a Spark standalone master and worker, and the Spark Thrift Server.
 
 `etl-assets cluster up` starts them in a home of their own (installing PostgreSQL and its JDBC
 driver from Debian when missing); they are stopped at the end even when a test fails. Runs go
-the way a user's do: `dagster asset materialize` for the demo, and `dagster dev` (webserver,
-daemon, queued run coordinator, run-failure sensor) for the concurrent runs and the fault,
-launched through its GraphQL API as the UI's "Materialize" button does. Tables and log rows are
-read back through the Thrift Server with beeline, a real JDBC client.
+the way a user's do: `dagster asset materialize` for the demo, and `make ui` (`dagster dev`:
+webserver, daemon, queued run coordinator, run-failure sensor) for the concurrent runs and the
+fault, launched through its GraphQL API as the UI's "Materialize" button does. Tables and log
+rows are read back through the Thrift Server with beeline, a real JDBC client.
 
 Marked `cluster`: `pytest -m "not cluster"` leaves it out. Without root and without the Debian
 packages the servers cannot start and the module is skipped, except under CI, where it fails.
@@ -36,6 +36,7 @@ from etl_assets_tests.helpers import (
     ROOT,
     DagsterDev,
     clean_env,
+    listeners,
     overlap,
     run_dagster_dev,
 )
@@ -125,8 +126,8 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 @pytest.fixture(scope="module")
 def dagster_dev(servers: Servers) -> Iterator[DagsterDev]:
-    """`dagster dev` on the cluster profile: PostgreSQL storage, queued runs, sensors."""
-    with run_dagster_dev(servers.env, servers.home / "dagster_dev.log") as dev:
+    """`make ui` on the cluster profile: PostgreSQL storage, queued runs, sensors."""
+    with run_dagster_dev(servers.env, servers.home / "dagster_dev.log", make_ui=True) as dev:
         yield dev
 
 
@@ -182,6 +183,40 @@ def test_demo_on_the_cluster_is_visible_through_the_thrift_server(servers: Serve
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM runs WHERE status = 'SUCCESS'")
             assert cur.fetchone()[0] == 2
+
+
+def test_every_server_and_a_runs_driver_listen_on_loopback_only(
+    servers: Servers, dagster_dev: DagsterDev
+) -> None:
+    """What `etl-assets cluster up` and `make ui` start, and the Spark driver of a run launched
+    from the UI, accept connections from this machine only: every listening socket of a process
+    of this home (its environment names it) is on 127.0.0.1 or ::1."""
+    home = str(servers.home)
+
+    def ours(process: psutil.Process) -> bool:
+        return process.environ().get("ETL_ASSETS_HOME") == home
+
+    known = {int(servers.env[f"ETL_ASSETS_PORT_{name}"])
+             for name in ("PG", "MASTER", "MASTER_UI", "WORKER_UI", "THRIFT")}
+    known.add(int(dagster_dev.url.rsplit(":", 1)[1]))
+    # psutil reads /proc process by process, and may miss a socket while processes come and go:
+    # look until every server's own port has been seen, so the check cannot pass on nothing.
+    seen = listeners(ours)
+    deadline = time.monotonic() + 60
+    while not known <= {s.port for s in seen}:
+        assert time.monotonic() < deadline, (sorted(known), sorted(seen, key=str))
+        time.sleep(1)
+        seen |= listeners(ours)
+    servers_pids = {s.pid for s in seen}
+    run_id = dagster_dev.launch("customers_dim")
+    while dagster_dev.run(run_id)["status"] not in FINISHED:
+        seen |= listeners(ours)
+        time.sleep(0.5)
+    assert dagster_dev.run(run_id)["status"] == "SUCCESS"
+    drivers = {s for s in seen if s.pid not in servers_pids and "java" in s.process}
+    assert drivers, "the run's Spark driver was never seen listening"
+    exposed = sorted(f"{s.address}:{s.port} ({s.process})" for s in seen if not s.loopback)
+    assert not exposed, "listening beyond this machine:\n" + "\n".join(exposed)
 
 
 def test_four_concurrent_runs_succeed_and_one_table_has_one_writer(

@@ -23,8 +23,9 @@ from aiosmtpd.controller import Controller
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
+from etl_assets.alerts import Alert, deliver
 from etl_assets.definitions import build_assets, build_resources
-from etl_assets.settings import load_settings
+from etl_assets.settings import load_alert_settings, load_settings
 from etl_assets.schedules import build_schedules
 from etl_assets.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
 from etl_assets.specs import SpecError, load_project
@@ -168,8 +169,11 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 class _Mailbox:
+    delivered: list[bytes] = []  # the latest mailbox's messages
+
     def __init__(self) -> None:
         self.messages: list[bytes] = []
+        _Mailbox.delivered = self.messages
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's name
         self.messages.append(envelope.content)
@@ -209,6 +213,141 @@ def receivers(monkeypatch: pytest.MonkeyPatch):
     smtp.stop()
 
 
+class _Silent:
+    """A TCP server on 127.0.0.1 that accepts every connection and never answers.
+
+    When a client gives up and closes its connection, `released` gets `snapshot()`, taken
+    then (what the other receivers had got by the time this one was abandoned), and
+    `gave_up` is set.
+    """
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.2)  # accept() wakes up to notice `close`
+        self.port = self.server.getsockname()[1]
+        self.snapshot = lambda: None
+        self.released: list = []
+        self.gave_up = threading.Event()
+        self._open = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while self._open:
+            try:
+                connection, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            except OSError:  # closed by `close`
+                return
+            threading.Thread(target=self._hold, args=(connection,), daemon=True).start()
+
+    def _hold(self, connection: socket.socket) -> None:
+        with connection:
+            while connection.recv(65536):  # take what the client sends, answer nothing
+                pass
+        self.released.append(self.snapshot())
+        self.gave_up.set()
+
+    def close(self) -> None:
+        self._open = False
+        self.server.close()
+
+
+@pytest.fixture()
+def silent():
+    server = _Silent()
+    yield server
+    server.close()
+
+
+ALERT_TIMEOUT_S = 3
+
+
+def _received() -> tuple[int, int, int]:
+    """Messages the working receivers got so far: (webhook, e-mail, Slack)."""
+    return len(_Hook.received), len(_Mailbox.delivered), len(_Hook.slack)
+
+
+def test_a_webhook_that_never_answers_holds_the_tick_for_its_timeout_only(
+    project, instance, receivers, silent, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hook = os.environ["ETL_ASSETS_ALERT_WEBHOOK_URLS"].split(",")[0]
+    monkeypatch.setenv("ETL_ASSETS_ALERT_WEBHOOK_URLS",
+                       f"http://localhost:{silent.port}/hang/{WEBHOOK_TOKEN},{hook}")
+    monkeypatch.setenv("ETL_ASSETS_ALERT_TIMEOUT_S", str(ALERT_TIMEOUT_S))
+    silent.snapshot = _received
+    for asset in ("landed", "landed_daily"):  # two alerts in one tick
+        instance.report_runless_asset_event(dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(asset), check_name="row_count_anomaly", passed=False,
+            severity=dg.AssetCheckSeverity.ERROR, description=f"row_count of {asset} fell"))
+    sensor = build_check_failure_sensor(project)
+    started = time.monotonic()
+    with caplog.at_level("INFO"):
+        tick = _tick(sensor, instance, None)
+    elapsed = time.monotonic() - started
+
+    # The bound under test: the silent receiver costs one timeout per tick, not one per alert.
+    assert elapsed < 5 * ALERT_TIMEOUT_S, elapsed
+    # The other channels were not kept waiting: both alerts had reached each of them when the
+    # silent webhook's connection was given up.
+    assert _received() == (2, 2, 2)
+    assert silent.gave_up.wait(ALERT_TIMEOUT_S)  # the server sees the close a moment later
+    assert silent.released == [(2, 2, 2)]
+    (request,) = tick.run_requests
+    alerts = [json.loads(a) for a in request.run_config["ops"]["record_alerts"]["config"]["alerts"]]
+    assert [a["channels"] for a in alerts] == [["log", "webhook:127.0.0.1", "email", "slack"]] * 2
+    assert [a["failures"] for a in alerts] == [
+        [f"webhook:localhost: no answer within {ALERT_TIMEOUT_S} s"],
+        [f"webhook:localhost: not sent: the channel's {ALERT_TIMEOUT_S} s were used up"]]
+    assert f"alert webhook:localhost failed: no answer within {ALERT_TIMEOUT_S} s" in caplog.text
+    assert WEBHOOK_TOKEN not in caplog.text + json.dumps(request.run_config)
+
+
+def test_an_smtp_server_that_never_answers_delays_no_other_channel(
+    receivers, silent, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("ETL_ASSETS_ALERT_SMTP_PORT", str(silent.port))
+    monkeypatch.setenv("ETL_ASSETS_ALERT_TIMEOUT_S", str(ALERT_TIMEOUT_S))
+    silent.snapshot = _received
+    alert = Alert(kind="run_failure", severity="ERROR", title="run 1 failed", message="boom")
+    started = time.monotonic()
+    with caplog.at_level("INFO"):
+        (delivery,) = deliver([alert], load_alert_settings())
+    assert time.monotonic() - started < 5 * ALERT_TIMEOUT_S
+    assert silent.gave_up.wait(ALERT_TIMEOUT_S)
+    assert silent.released == [(1, 0, 1)]  # webhook and Slack had it before SMTP gave up
+    assert delivery.channels == ["log", "webhook:127.0.0.1", "slack"]
+    refused, timed_out = delivery.failures  # in the channels' order
+    assert refused.startswith("webhook:localhost: URLError: ") and "refused" in refused
+    assert timed_out == f"email: no answer within {ALERT_TIMEOUT_S} s"
+    assert f"alert email failed: no answer within {ALERT_TIMEOUT_S} s" in caplog.text
+
+
+def test_an_alert_log_from_before_failures_were_recorded_gains_the_column(
+    spark: SparkSession
+) -> None:
+    from etl_assets.alerts import ALERT_SCHEMA, Delivery, record_alerts
+
+    spark.sql("CREATE DATABASE IF NOT EXISTS t_old_alerts")
+    columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}"
+                        for f in ALERT_SCHEMA if f.name != "failures")
+    spark.sql(f"CREATE TABLE t_old_alerts.alert_log ({columns}) USING parquet "
+              "PARTITIONED BY (log_date)")
+    alert = Alert(kind="run_failure", severity="ERROR", title="run 1 failed", message="boom")
+    record_alerts(spark, "t_old_alerts", [
+        (alert, Delivery(["log", "slack"], ["email: no answer within 3 s"]))])
+    (row,) = spark.table("t_old_alerts.alert_log").collect()
+    assert (row.channels, row.failures) == ("log,slack", "email: no answer within 3 s")
+
+
+def test_an_alert_timeout_that_is_not_a_number_of_seconds_is_refused() -> None:
+    with pytest.raises(ValueError, match="ETL_ASSETS_ALERT_TIMEOUT_S='soon' must be a positive"):
+        load_alert_settings({"ETL_ASSETS_ALERT_TIMEOUT_S": "soon"})
+    assert load_alert_settings({"ETL_ASSETS_ALERT_TIMEOUT_S": "1.5"}).timeout_s == 1.5
+    assert load_alert_settings({}).timeout_s == 10
+
+
 def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
     spark: SparkSession, settings, project, instance, receivers, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -244,6 +383,7 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
                        f"WHERE alert_id = '{hooks[0]['alert_id']}'").collect()
     assert row.kind == "check_failure" and row.asset == "landed"
     assert row.channels.split(",") == ["log", "webhook:127.0.0.1", "email", "slack"]
+    assert row.failures.startswith("webhook:localhost: URLError: ")  # connection refused
 
 
 def test_a_scheduled_run_that_died_before_its_load_gets_its_failed_rows(
