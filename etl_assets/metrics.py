@@ -47,6 +47,8 @@ ROWS_REJECTED = "rows_rejected"
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
 _FLOATING = (T.FloatType, T.DoubleType)
+_DECIMAL_SUM_DIGITS = 10  # Spark's sum of decimal(p, s) is decimal(min(38, p + 10), s)
+_DECIMAL_MAX_PRECISION = 38
 _TEMPORAL = (T.DateType, T.TimestampType, T.TimestampNTZType)
 _ATOMIC = (T.AtomicType,)
 
@@ -155,9 +157,10 @@ def plan_metrics(
 ) -> MetricPlan:
     """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
 
-    Per column: null count; for numeric columns a sum (for integers `try_sum`, so an overflow
-    gives null instead of failing the write; NaN excluded from sums of floating columns and
-    counted apart); min/max for date and timestamp columns; for declared categorical columns the
+    Per column: null count; for numeric columns a sum (`try_sum` for integers and for decimals
+    wider than decimal(28, s), so an overflow gives a null sum, never a failed load; NaN
+    excluded from sums of floating columns and counted apart, and a float sum beyond the
+    double range is infinite); min/max for date and timestamp columns; for declared categorical columns the
     sorted set of distinct values (capped at `category_cap`) and its exact size.
 
     `keep`: when given, the observed metrics cover only the rows where it is true (the rows
@@ -211,9 +214,13 @@ def plan_metrics(
             if field.name in summed:
                 add(SUM + field.name, F.sum(F.nanvl(col, F.lit(0.0))))
         elif isinstance(field.dataType, T.DecimalType) and field.name in summed:
-            # Sums carry 10 more digits than the column: no overflow short of 10^10 rows, and
-            # plain sum is measurably cheaper per row than try_sum.
-            add(SUM + field.name, F.sum(col))
+            # A sum carries 10 more digits than its column, capped at Spark's 38: up to
+            # decimal(28, s) no overflow short of 10^10 rows, and plain sum is measurably
+            # cheaper per row than try_sum. Wider columns get try_sum: an overflowing sum
+            # (e.g. of decimal(38,18) beyond 10^20) is null instead of failing the load when
+            # the observed row is read (NUMERIC_VALUE_OUT_OF_RANGE under ANSI mode).
+            widened = field.dataType.precision + _DECIMAL_SUM_DIGITS <= _DECIMAL_MAX_PRECISION
+            add(SUM + field.name, F.sum(col) if widened else F.try_sum(col))
         elif field.name in summed:
             # An integer sum can overflow a long; try_sum gives null instead of failing the
             # write under ANSI mode.
@@ -351,7 +358,9 @@ def to_metadata(value: Any) -> dg.MetadataValue:
     """A metric value as Dagster metadata: plain numbers where possible, so the UI plots them.
 
     Decimals become floats here (exact text goes to `metric_log.value_text`); dates become
-    ISO text; lists JSON; missing values (`None`, e.g. the sum of an all-null column) null.
+    ISO text; lists JSON; values that measure nothing null: `None` (the sum of an all-null
+    column, or an overflowing integer or decimal sum), NaN and ±infinity (a double sum beyond
+    the double range, or of +inf and -inf), so the UI's plots never hold a non-number.
     """
     if value is None:
         return dg.MetadataValue.null()
@@ -361,7 +370,8 @@ def to_metadata(value: Any) -> dg.MetadataValue:
         return dg.MetadataValue.int(value)
     if isinstance(value, (float, Decimal)):
         number = float(value)
-        return dg.MetadataValue.null() if math.isnan(number) else dg.MetadataValue.float(number)
+        return dg.MetadataValue.float(number) if math.isfinite(number) else (
+            dg.MetadataValue.null())
     if isinstance(value, (date, datetime)):
         return dg.MetadataValue.text(value.isoformat())
     if isinstance(value, (list, dict)):
@@ -372,8 +382,9 @@ def to_metadata(value: Any) -> dg.MetadataValue:
 def to_log_values(value: Any) -> tuple[float | None, str | None]:
     """A metric value as `(value, value_text)` for `metric_log`.
 
-    Numbers fill `value` (a double); decimals also keep their exact text; dates, timestamps,
-    lists and other values go to `value_text` only.
+    Numbers fill `value` (a double); decimals also keep their exact text; NaN and ±infinity
+    (an overflowing double sum) are only text ("NaN", "inf", "-inf"), as are dates,
+    timestamps, lists and other values.
     """
     if value is None:
         return None, None
@@ -381,7 +392,8 @@ def to_log_values(value: Any) -> tuple[float | None, str | None]:
         return float(value), None
     if isinstance(value, (int, float)):
         number = float(value)
-        return (None, "NaN") if math.isnan(number) else (number, None)
+        return (number, None) if math.isfinite(number) else (None, str(number).replace(
+            "nan", "NaN"))
     if isinstance(value, Decimal):
         return float(value), str(value)
     if isinstance(value, (date, datetime)):

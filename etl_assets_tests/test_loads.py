@@ -197,3 +197,44 @@ def test_partition_by_writes_hive_partitions_and_reruns_replace_them(
     assert partitions == ["k=0", "k=1", "k=2"]
     assert spark.table("t_part.fragile").count() == 300
     assert spark.table("t_part.fragile").columns == ["id", "k"]
+
+
+def test_overflowing_sums_are_not_measured_and_the_load_succeeds(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # decimal(38,18) holds < 10^20: three values of 9 * 10^19 sum beyond the type; the longs
+    # sum beyond 2^63, the doubles beyond 1.8 * 10^308. Each value fits, so the rows are fine:
+    # only the sums overflow.
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true"  # Spark 4's default: no nulls
+    source = tmp_path / "src"
+    spark.sql(
+        """
+        SELECT CAST(id AS INT) AS id,
+               CAST('90000000000000000000.5' AS DECIMAL(38,18)) AS big_amount,
+               CAST(9000000000000000000 AS BIGINT) AS big_count,
+               CAST(1.25 AS DECIMAL(18,2)) AS small_amount,
+               CAST(1e308 AS DOUBLE) AS big_ratio
+        FROM range(3)
+        """
+    ).write.parquet(str(source))
+    spec = write_spec(tmp_path / "v1", _spec("t_overflow", "SELECT * FROM src", source))
+    result = materialize_project(load_project(spec.parent), settings, instance)
+    assert result.success
+    meta = _metadata(result, "fragile")
+    assert meta[M.ROW_COUNT] == 3
+    for column in ("big_amount", "big_count", "big_ratio"):
+        assert meta[M.SUM + column] is None, column
+    assert meta[M.SUM + "small_amount"] == pytest.approx(3.75)
+    assert meta[M.SUM + "id"] == 3
+    assert spark.table("t_overflow.fragile").count() == 3
+    logged = {r.metric: r for r in spark.sql(
+        f"SELECT metric, value, value_text FROM {settings.log_db}.metric_log "
+        f"WHERE run_id = '{result.run_id}' AND metric LIKE 'sum/%'").collect()}
+    assert logged[M.SUM + "big_amount"].value is None
+    assert logged[M.SUM + "big_amount"].value_text is None
+    assert logged[M.SUM + "big_count"].value is None
+    assert (logged[M.SUM + "big_ratio"].value, logged[M.SUM + "big_ratio"].value_text) == (
+        None, "inf")
+    sums = next(e for e in result.get_asset_check_evaluations()
+                if e.check_name == "sums_anomaly")
+    assert sums.passed and "not measured" in sums.description
