@@ -41,6 +41,7 @@ MAX = "max/"
 CATEGORIES = "categories/"
 CATEGORY_COUNT = "category_count/"
 CATEGORIES_CAPPED = "categories_capped/"
+CATEGORY_HASH = "category_hash/"
 WATERMARK = "watermark"
 ROWS_REJECTED = "rows_rejected"
 
@@ -126,6 +127,10 @@ class MetricPlan:
             metrics[CATEGORIES + column] = values[:cap]
             metrics[CATEGORY_COUNT + column] = found[CATEGORY_COUNT + column]
             metrics[CATEGORIES_CAPPED + column] = len(values) > cap
+            digest = found.get(CATEGORY_HASH + column)
+            # Text, not a number: a hash is compared, never plotted. Unsigned hex, 16 digits.
+            metrics[CATEGORY_HASH + column] = None if digest is None else (
+                f"{int(digest) & _UINT64:016x}")
         if WATERMARK in found:
             metrics[WATERMARK] = found[WATERMARK]
         return metrics
@@ -145,6 +150,7 @@ class MetricPlan:
 
 
 _NON_NULL = "non_null/"
+_UINT64 = (1 << 64) - 1
 
 
 def plan_metrics(
@@ -161,7 +167,8 @@ def plan_metrics(
     wider than decimal(28, s), so an overflow gives a null sum, never a failed load; NaN
     excluded from sums of floating columns and counted apart, and a float sum beyond the
     double range is infinite); min/max for date and timestamp columns; for declared categorical columns the
-    sorted set of distinct values (capped at `category_cap`) and its exact size.
+    sorted set of distinct values (capped at `category_cap`), its exact size and an
+    order-independent hash of the whole set (`category_hash/`, 16 hex digits).
 
     `keep`: when given, the observed metrics cover only the rows where it is true (the rows
     loaded when others are quarantined). `extra`: more `(name, aggregate)` pairs to observe in
@@ -239,6 +246,11 @@ def plan_metrics(
         values = F.collect_set(value if keep is None else F.when(keep, value))
         add(CATEGORIES + column, F.slice(F.array_sort(values), 1, options.category_cap + 1))
         add(CATEGORY_COUNT + column, F.size(values))
+        # XOR of each distinct value's 64-bit hash: order-independent and exact for a set, so
+        # it covers the values beyond the cap (a replaced value changes it). Folded over the
+        # set already collected for the list: no second aggregate over the rows.
+        add(CATEGORY_HASH + column, F.aggregate(
+            values, F.lit(0).cast("long"), lambda digest, v: digest.bitwiseXOR(F.xxhash64(v))))
         capped[column] = options.category_cap
     for name, expr in extra:
         add(name, expr)
