@@ -368,7 +368,9 @@ def _points(records: Sequence[Any]) -> list[Point]:
             run_id=record.run_id,
             timestamp=record.timestamp,
             partition=record.partition_key,
-            metadata={k: v.value for k, v in materialization.metadata.items()},
+            # A wide table's per-column metrics sit in one table entry: spread them out.
+            metadata=M.expand_column_metrics(
+                {k: v.value for k, v in materialization.metadata.items()}),
         ))
     return points
 

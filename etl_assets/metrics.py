@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta, timezone
@@ -44,6 +44,19 @@ CATEGORIES_CAPPED = "categories_capped/"
 CATEGORY_HASH = "category_hash/"
 WATERMARK = "watermark"
 ROWS_REJECTED = "rows_rejected"
+# A wide table's metadata: the per-column metrics in one table-valued entry, headline numbers
+# as plottable keys (see `metric_metadata`).
+COLUMN_METRICS = "column_metrics"
+COLUMNS = "columns"
+COLUMNS_WITH_NULLS = "columns_with_nulls"
+COLUMNS_WITH_NAN = "columns_with_nan"
+NULL_COUNT_TOTAL = "null_count_total"
+NAN_COUNT_TOTAL = "nan_count_total"
+WIDE_TABLE_COLUMNS = 50  # more columns than this: per-column metrics go to COLUMN_METRICS
+WIDE_TABLE_SUMS = 10  # sums a wide table still shows as plottable keys (its first columns)
+# Field of a `column_metrics` row -> the metric name prefix it stands for.
+_PER_COLUMN = {"sum": SUM, "null_count": NULL_COUNT, "nan_count": NAN_COUNT, "min": MIN,
+               "max": MAX}
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
@@ -389,6 +402,109 @@ def to_metadata(value: Any) -> dg.MetadataValue:
     if isinstance(value, (list, dict)):
         return dg.MetadataValue.json(value)
     return dg.MetadataValue.text(str(value))
+
+
+def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[str, Any]:
+    """A load's (or a partition's) metrics as Dagster metadata, bounded for wide tables.
+
+    Up to `WIDE_TABLE_COLUMNS` columns, every metric is its own key (`sum/<column>`, ...),
+    which the UI plots over time. A wider table would give two or more keys and plots per
+    column (a 301-column table: 610 entries, 57 KB per load), so its per-column metrics (sum,
+    null, NaN counts, min, max) go into one table-valued entry, `column_metrics`, one row per
+    column, and only headline numbers stay plottable keys: `columns`, `columns_with_nulls`,
+    `null_count_total`, `columns_with_nan`, `nan_count_total` and the sums of the first
+    `WIDE_TABLE_SUMS` summed columns. Every other metric (row count, category sets, watermark,
+    rejected rows...) keeps its key. `metric_log` gets every metric either way; the checks read
+    the table back with `expand_column_metrics`.
+
+    Args:
+        metrics: Metric name -> value, as `MetricPlan.collect` or `footer_metrics` give them.
+        schema: The written table's schema (its width decides; its order orders the rows).
+
+    Returns:
+        Metadata key -> `MetadataValue`.
+    """
+    if len(schema.fields) <= WIDE_TABLE_COLUMNS:
+        return {name: to_metadata(value) for name, value in metrics.items()}
+    per_column = {prefix + f.name for f in schema.fields for prefix in _PER_COLUMN.values()}
+    metadata = {name: to_metadata(value) for name, value in metrics.items()
+                if name not in per_column}
+    records, sums = [], []
+    null_columns = nan_columns = nulls = nans = 0
+    for f in schema.fields:
+        # Dagster wants the same fields in every row: absent metrics are null, and `summed`
+        # tells a sum that was not measured (null) from a column that is not summed.
+        record: dict[str, Any] = {"column": f.name, "type": f.dataType.simpleString(),
+                                  "summed": SUM + f.name in metrics}
+        for field_name, prefix in _PER_COLUMN.items():
+            record[field_name] = _record_value(metrics.get(prefix + f.name))
+        null_count, nan_count = metrics.get(NULL_COUNT + f.name), metrics.get(NAN_COUNT + f.name)
+        if null_count is not None:
+            nulls += int(null_count)
+            null_columns += int(null_count) > 0
+        if nan_count is not None:
+            nans += int(nan_count)
+            nan_columns += int(nan_count) > 0
+        if SUM + f.name in metrics:
+            sums.append(SUM + f.name)
+        records.append(dg.TableRecord(record))
+    metadata[COLUMNS] = dg.MetadataValue.int(len(schema.fields))
+    metadata[COLUMNS_WITH_NULLS] = dg.MetadataValue.int(null_columns)
+    metadata[NULL_COUNT_TOTAL] = dg.MetadataValue.int(nulls)
+    metadata[COLUMNS_WITH_NAN] = dg.MetadataValue.int(nan_columns)
+    metadata[NAN_COUNT_TOTAL] = dg.MetadataValue.int(nans)
+    for name in sums[:WIDE_TABLE_SUMS]:
+        metadata[name] = to_metadata(metrics[name])
+    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, _COLUMN_METRICS_SCHEMA)
+    return metadata
+
+
+_COLUMN_METRICS_SCHEMA = dg.TableSchema(columns=[
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("type", "string"),
+    dg.TableColumn("summed", "bool", description="whether the load sums this column"),
+    dg.TableColumn("sum", "float", description="null when not measured (overflow, all null)"),
+    dg.TableColumn("null_count", "int"),
+    dg.TableColumn("nan_count", "int"),
+    dg.TableColumn("min", "string"),
+    dg.TableColumn("max", "string"),
+])
+
+
+def _record_value(value: Any) -> str | int | float | bool | None:
+    """A metric as a `TableRecord` value (numbers plain, decimals float, dates ISO text)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A materialization's metadata values with a wide table's `column_metrics` spread out.
+
+    The inverse of `metric_metadata` for readers (the checks): each row of the table entry
+    becomes `sum/<column>`, `null_count/<column>`, ... again. Top-level keys win; metadata
+    without the entry comes back unchanged.
+
+    Args:
+        metadata: Key -> plain value (`MetadataValue.value`), the table entry as recorded.
+    """
+    table = metadata.get(COLUMN_METRICS)
+    records = getattr(table, "records", None)
+    if not records:
+        return dict(metadata)
+    expanded = dict(metadata)
+    for record in records:
+        data = record.data
+        for field_name, prefix in _PER_COLUMN.items():
+            value = data.get(field_name)
+            if value is not None or (field_name == "sum" and data.get("summed")):
+                expanded.setdefault(prefix + str(data["column"]), value)
+    return expanded
 
 
 def to_log_values(value: Any) -> tuple[float | None, str | None]:

@@ -9,11 +9,13 @@ check evaluations in Dagster and rows in `etl_log.check_log`.
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from etl_assets import checks as C
 from etl_assets import metrics as M
@@ -135,6 +137,33 @@ def test_a_capped_category_set_is_judged_by_its_hash(table) -> None:
     same = _point(3, 10, **_categories(listed, 50_000, "00000000000000aa"))
     outcome = C.category_outcome(table, same, [previous])
     assert outcome.passed and outcome.description == "code: capped: 50,000 values, set unchanged"
+
+
+def test_wide_metadata_round_trips_to_the_per_column_metrics_the_checks_read() -> None:
+    def schema(width: int) -> T.StructType:
+        return T.StructType([T.StructField("name", T.StringType())] + [
+            T.StructField(f"n{i}", T.DecimalType(38, 2)) for i in range(width - 1)])
+
+    def metrics(width: int) -> dict:
+        values = {M.ROW_COUNT: 7, M.NULL_COUNT + "name": 1, M.CATEGORIES + "name": ["a"]}
+        for i in range(width - 1):
+            values[M.NULL_COUNT + f"n{i}"] = 0
+            values[M.SUM + f"n{i}"] = None if i == 0 else Decimal(i) / 4  # n0 overflowed
+        return values
+
+    narrow = M.metric_metadata(metrics(M.WIDE_TABLE_COLUMNS), schema(M.WIDE_TABLE_COLUMNS))
+    assert M.COLUMN_METRICS not in narrow and M.SUM + "n48" in narrow
+    wide_metrics = metrics(M.WIDE_TABLE_COLUMNS + 1)
+    wide = M.metric_metadata(wide_metrics, schema(M.WIDE_TABLE_COLUMNS + 1))
+    assert len([k for k in wide if k.startswith(M.SUM)]) == M.WIDE_TABLE_SUMS
+    assert not any(k.startswith(M.NULL_COUNT) for k in wide)
+    assert wide[M.COLUMNS_WITH_NULLS].value == 1 and wide[M.NULL_COUNT_TOTAL].value == 1
+    assert wide[M.CATEGORIES + "name"].value == ["a"]  # declared metrics keep their keys
+    expanded = M.expand_column_metrics({k: v.value for k, v in wide.items()})
+    for name, value in wide_metrics.items():
+        if name.startswith((M.SUM, M.NULL_COUNT)):
+            assert expanded[name] == (None if value is None else float(value)), name
+    assert M.SUM + "name" not in expanded  # a column that is not summed stays unsummed
 
 
 def test_history_read_is_bounded_by_the_window(table) -> None:
