@@ -409,9 +409,9 @@ def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[st
 
     Up to `WIDE_TABLE_COLUMNS` columns, every metric is its own key (`sum/<column>`, ...),
     which the UI plots over time. A wider table would give two or more keys and plots per
-    column (a 301-column table: 610 entries, 57 KB per load), so its per-column metrics (sum,
-    null, NaN counts, min, max) go into one table-valued entry, `column_metrics`, one row per
-    column, and only headline numbers stay plottable keys: `columns`, `columns_with_nulls`,
+    column (a 301-column table: 610 entries and 300 plots per load), so its per-column metrics
+    (sum, null and NaN counts, min, max) go into one table-valued entry, `column_metrics`, one
+    row per column (about 130 bytes each as stored), and only headline numbers stay plottable keys: `columns`, `columns_with_nulls`,
     `null_count_total`, `columns_with_nan`, `nan_count_total` and the sums of the first
     `WIDE_TABLE_SUMS` summed columns. Every other metric (row count, category sets, watermark,
     rejected rows...) keeps its key. `metric_log` gets every metric either way; the checks read
@@ -429,15 +429,18 @@ def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[st
     per_column = {prefix + f.name for f in schema.fields for prefix in _PER_COLUMN.values()}
     metadata = {name: to_metadata(value) for name, value in metrics.items()
                 if name not in per_column}
+    # Dagster wants the same fields in every row: only the kinds some column has (no min/max
+    # without a date column), absent ones null; types are in `dagster/column_schema`.
+    kinds = [k for k, prefix in _PER_COLUMN.items()
+             if any(prefix + f.name in metrics for f in schema.fields)]
     records, sums = [], []
     null_columns = nan_columns = nulls = nans = 0
     for f in schema.fields:
-        # Dagster wants the same fields in every row: absent metrics are null, and `summed`
-        # tells a sum that was not measured (null) from a column that is not summed.
-        record: dict[str, Any] = {"column": f.name, "type": f.dataType.simpleString(),
-                                  "summed": SUM + f.name in metrics}
-        for field_name, prefix in _PER_COLUMN.items():
-            record[field_name] = _record_value(metrics.get(prefix + f.name))
+        record: dict[str, Any] = {"column": f.name}
+        if "sum" in kinds:  # tells a sum not measured (null) from a column not summed
+            record["summed"] = SUM + f.name in metrics
+        for kind in kinds:
+            record[kind] = _record_value(metrics.get(_PER_COLUMN[kind] + f.name))
         null_count, nan_count = metrics.get(NULL_COUNT + f.name), metrics.get(NAN_COUNT + f.name)
         if null_count is not None:
             nulls += int(null_count)
@@ -455,20 +458,21 @@ def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[st
     metadata[NAN_COUNT_TOTAL] = dg.MetadataValue.int(nans)
     for name in sums[:WIDE_TABLE_SUMS]:
         metadata[name] = to_metadata(metrics[name])
-    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, _COLUMN_METRICS_SCHEMA)
+    fields = {"column", *kinds, *(["summed"] if "sum" in kinds else [])}
+    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, dg.TableSchema(
+        columns=[c for c in _COLUMN_METRICS_COLUMNS if c.name in fields]))
     return metadata
 
 
-_COLUMN_METRICS_SCHEMA = dg.TableSchema(columns=[
+_COLUMN_METRICS_COLUMNS = [
     dg.TableColumn("column", "string"),
-    dg.TableColumn("type", "string"),
     dg.TableColumn("summed", "bool", description="whether the load sums this column"),
     dg.TableColumn("sum", "float", description="null when not measured (overflow, all null)"),
     dg.TableColumn("null_count", "int"),
     dg.TableColumn("nan_count", "int"),
     dg.TableColumn("min", "string"),
     dg.TableColumn("max", "string"),
-])
+]
 
 
 def _record_value(value: Any) -> str | int | float | bool | None:
