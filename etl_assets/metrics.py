@@ -179,9 +179,10 @@ def plan_metrics(
     Per column: null count; for numeric columns a sum (`try_sum` for integers and for decimals
     wider than decimal(28, s), so an overflow gives a null sum, never a failed load; NaN
     excluded from sums of floating columns and counted apart, and a float sum beyond the
-    double range is infinite); min/max for date and timestamp columns; for declared categorical columns the
-    sorted set of distinct values (capped at `category_cap`), its exact size and an
-    order-independent hash of the whole set (`category_hash/`, 16 hex digits).
+    double range is infinite); min/max for date and timestamp columns; for declared
+    categorical columns the sorted set of distinct values (capped at `category_cap`), its
+    exact size and an order-independent hash of the whole set (`category_hash/`, 16 hex
+    digits).
 
     `keep`: when given, the observed metrics cover only the rows where it is true (the rows
     loaded when others are quarantined). `extra`: more `(name, aggregate)` pairs to observe in
@@ -411,11 +412,12 @@ def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[st
     which the UI plots over time. A wider table would give two or more keys and plots per
     column (a 301-column table: 610 entries and 300 plots per load), so its per-column metrics
     (sum, null and NaN counts, min, max) go into one table-valued entry, `column_metrics`, one
-    row per column (about 130 bytes each as stored), and only headline numbers stay plottable keys: `columns`, `columns_with_nulls`,
-    `null_count_total`, `columns_with_nan`, `nan_count_total` and the sums of the first
-    `WIDE_TABLE_SUMS` summed columns. Every other metric (row count, category sets, watermark,
-    rejected rows...) keeps its key. `metric_log` gets every metric either way; the checks read
-    the table back with `expand_column_metrics`.
+    row per column (about 130 bytes each as stored), and only headline numbers stay plottable
+    keys: `columns`, `columns_with_nulls`, `null_count_total`, `columns_with_nan`,
+    `nan_count_total` and the sums of the first `WIDE_TABLE_SUMS` summed columns. Every other
+    metric (row count, category sets, watermark, rejected rows...) keeps its key. `metric_log`
+    gets every metric either way; the checks read the table back with
+    `expand_column_metrics`.
 
     Args:
         metrics: Metric name -> value, as `MetricPlan.collect` or `footer_metrics` give them.
