@@ -2,8 +2,8 @@
 
 This module is pure: standard library only, no Spark, no Dagster, no I/O. The callers read a
 metric's history from the log tables, call `evaluate` and turn the `Verdict` into an asset
-check result. `compare_schemas` and `compare_categories` cover the two non-numeric checks
-(schema drift and new or vanished category values).
+check result. `compare_schemas` and `compare_categories` / `compare_category_sets` cover the
+two non-numeric checks (schema drift and new or vanished category values, capped lists too).
 
 Rules (`AnomalyConfig.rule`)
 ----------------------------
@@ -253,25 +253,45 @@ class CategoryDiff:
     """Category values that appeared or vanished between two loads.
 
     Attributes:
-        new: Values present now but not before, sorted.
-        vanished: Values present before but not now, sorted.
+        new: Values present now but not before, sorted (empty when the lists were capped).
+        vanished: Values present before but not now, sorted (empty when capped).
+        capped_count: When either load's value list was capped: the exact number of distinct
+            values now; None when both lists were complete.
+        previous_count: The exact number of distinct values before, when known.
+        set_changed: For capped lists only: whether the full set differs (True/False), or
+            None when nothing recorded can tell (no set hash before, and the counts and the
+            lists' common prefix agree).
     """
 
     new: tuple[str, ...] = ()
     vanished: tuple[str, ...] = ()
+    capped_count: int | None = None
+    previous_count: int | None = None
+    set_changed: bool | None = None
 
     @property
     def changed(self) -> bool:
-        """True when any value appeared or vanished."""
-        return bool(self.new or self.vanished)
+        """True when any value appeared or vanished (for capped lists: the set changed)."""
+        return bool(self.new or self.vanished or self.set_changed)
 
     def describe(self) -> str:
         """One sentence, e.g. "2 new categories: 'fr', 'it'; 1 vanished: 'de'".
 
         Returns:
             "categories unchanged" when nothing changed. At most 10 values of each kind are
-            listed, followed by "and N more".
+            listed, followed by "and N more". For capped lists: "capped: 50,000 values, set
+            changed" (with "(was 49,999)" when the count moved), "capped: 50,000 values, set
+            unchanged", or "... set not compared" when the earlier load recorded no set hash;
+            never "unchanged" without evidence.
         """
+        if self.capped_count is not None:
+            head = f"capped: {self.capped_count:,} values, set"
+            if self.set_changed is None:
+                return f"{head} not compared (the earlier load recorded no set hash)"
+            if not self.set_changed:
+                return f"{head} unchanged"
+            moved = self.previous_count is not None and self.previous_count != self.capped_count
+            return f"{head} changed" + (f" (was {self.previous_count:,})" if moved else "")
         if not self.changed:
             return "categories unchanged"
         parts = []
@@ -287,6 +307,60 @@ class CategoryDiff:
     def sentence(self) -> str:
         """The same as `describe()`."""
         return self.describe()
+
+
+@dataclass(frozen=True)
+class CategorySet:
+    """What one load recorded about a categorical column's distinct values.
+
+    Attributes:
+        values: The sorted distinct values, at most the cap (the first ones in sort order).
+        count: The exact number of distinct values, when recorded.
+        digest: An order-independent hash of the full set of distinct values (any text; equal
+            sets give equal digests), when recorded.
+        capped: True when `values` holds only the first of more distinct values.
+    """
+
+    values: tuple[str, ...] = ()
+    count: int | None = None
+    digest: str | None = None
+    capped: bool = False
+
+
+def compare_category_sets(previous: CategorySet, current: CategorySet) -> CategoryDiff:
+    """Compare a categorical column's distinct values between two loads, capped lists too.
+
+    Complete lists are compared value by value (`compare_categories`). When either list was
+    capped, the lists cannot show what changed beyond the cap, so the full sets are compared:
+    by their digests when both loads recorded one; otherwise a different exact count, or a
+    different common prefix of the sorted lists (the first values of a sorted set depend only
+    on the set), still proves a change, and anything else is "not compared".
+
+    Example: 50,000 values with one replaced by a new one: same count, same first 100 values,
+    different digest → ``set_changed=True``, "capped: 50,000 values, set changed".
+
+    Args:
+        previous: The earlier load's record.
+        current: This load's record.
+
+    Returns:
+        A `CategoryDiff`: new/vanished values for complete lists, else `capped_count` and
+        `set_changed`.
+    """
+    if not (previous.capped or current.capped):
+        return compare_categories(previous.values, current.values)
+    count = current.count if current.count is not None else len(current.values)
+    if previous.digest is not None and current.digest is not None:
+        changed: bool | None = previous.digest != current.digest
+    else:
+        common = min(len(previous.values), len(current.values))
+        differs = (
+            (previous.count is not None and current.count is not None
+             and previous.count != current.count)
+            or list(previous.values[:common]) != list(current.values[:common])
+        )
+        changed = True if differs else None
+    return CategoryDiff(capped_count=count, previous_count=previous.count, set_changed=changed)
 
 
 def compare_schemas(previous: dict[str, str], current: dict[str, str]) -> SchemaDiff:

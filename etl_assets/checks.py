@@ -34,8 +34,9 @@ from dagster_pyspark import LazyPySparkResource
 from etl_assets import metrics as M
 from etl_assets.anomaly import (
     AnomalyConfig,
+    CategorySet,
     Verdict,
-    compare_categories,
+    compare_category_sets,
     compare_schemas,
     evaluate,
 )
@@ -303,11 +304,24 @@ def _last_with(history: Sequence[Point], key: str) -> Any:
     return None
 
 
+def _category_set(metadata: Mapping[str, Any], column: str) -> CategorySet:
+    """A load's recorded distinct values of a column (loads from before the hash lack it)."""
+    count = metadata.get(M.CATEGORY_COUNT + column)
+    digest = metadata.get(M.CATEGORY_HASH + column)
+    return CategorySet(
+        values=tuple(str(v) for v in metadata.get(M.CATEGORIES + column) or []),
+        count=int(count) if isinstance(count, (int, float)) else None,
+        digest=digest if isinstance(digest, str) else None,
+        capped=bool(metadata.get(M.CATEGORIES_CAPPED + column)),
+    )
+
+
 def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> Outcome:
     """The `category_change` verdict over every declared categorical column.
 
     Each column's latest values are compared with the newest earlier materialization that
-    recorded them.
+    recorded them; capped lists by the hash of the full set (`compare_category_sets`), so a
+    value replaced beyond the cap is seen, and an unchanged capped set says so with its size.
     """
     spec = table.spec.checks.category_change
     columns = table.spec.metrics.categorical
@@ -315,21 +329,30 @@ def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> 
         return Outcome(CATEGORY_CHECK, "categories", True, spec.severity, "insufficient_history",
                        "first materialization: no previous category values to compare with",
                        metadata={STATUS: "insufficient_history"})
-    changes, details = [], {}
+    changes, capped_notes, complete, details = [], [], [], {}
     for column in columns:
         key = M.CATEGORIES + column
-        now, before = latest.metadata.get(key), _last_with(previous, key)
-        if now is None or before is None:
+        earlier = next((p for p in reversed(previous) if p.metadata.get(key) is not None), None)
+        if latest.metadata.get(key) is None or earlier is None:
             continue
-        diff = compare_categories(before, now)
+        diff = compare_category_sets(_category_set(earlier.metadata, column),
+                                     _category_set(latest.metadata, column))
         details[column] = {"new": list(diff.new), "vanished": list(diff.vanished)}
+        if diff.capped_count is not None:
+            details[column].update(distinct=diff.capped_count, set_changed=diff.set_changed)
         if diff.changed:
-            capped = latest.metadata.get(M.CATEGORIES_CAPPED + column)
-            note = " (value list capped: compare with care)" if capped else ""
-            changes.append(f"{column}: {diff.describe()}{note}")
+            changes.append(f"{column}: {diff.describe()}")
+        elif diff.capped_count is not None:
+            capped_notes.append(f"{column}: {diff.describe()}")
+        else:
+            complete.append(column)
     status = "changed" if changes else "ok"
-    description = "; ".join(changes) if changes else (
-        f"no new or vanished values in {', '.join(columns)}")
+    if changes:
+        description = "; ".join(changes)
+    else:
+        parts = capped_notes + (
+            [f"no new or vanished values in {', '.join(complete)}"] if complete else [])
+        description = "; ".join(parts) or "no column recorded category values to compare"
     return Outcome(CATEGORY_CHECK, "categories", not changes, spec.severity, status,
                    description, metadata={STATUS: status, "columns": details})
 
@@ -345,7 +368,9 @@ def _points(records: Sequence[Any]) -> list[Point]:
             run_id=record.run_id,
             timestamp=record.timestamp,
             partition=record.partition_key,
-            metadata={k: v.value for k, v in materialization.metadata.items()},
+            # A wide table's per-column metrics sit in one table entry: spread them out.
+            metadata=M.expand_column_metrics(
+                {k: v.value for k, v in materialization.metadata.items()}),
         ))
     return points
 

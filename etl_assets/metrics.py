@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta, timezone
@@ -41,12 +41,28 @@ MAX = "max/"
 CATEGORIES = "categories/"
 CATEGORY_COUNT = "category_count/"
 CATEGORIES_CAPPED = "categories_capped/"
+CATEGORY_HASH = "category_hash/"
 WATERMARK = "watermark"
 ROWS_REJECTED = "rows_rejected"
+# A wide table's metadata: the per-column metrics in one table-valued entry, headline numbers
+# as plottable keys (see `metric_metadata`).
+COLUMN_METRICS = "column_metrics"
+COLUMNS = "columns"
+COLUMNS_WITH_NULLS = "columns_with_nulls"
+COLUMNS_WITH_NAN = "columns_with_nan"
+NULL_COUNT_TOTAL = "null_count_total"
+NAN_COUNT_TOTAL = "nan_count_total"
+WIDE_TABLE_COLUMNS = 50  # more columns than this: per-column metrics go to COLUMN_METRICS
+WIDE_TABLE_SUMS = 10  # sums a wide table still shows as plottable keys (its first columns)
+# Field of a `column_metrics` row -> the metric name prefix it stands for.
+_PER_COLUMN = {"sum": SUM, "null_count": NULL_COUNT, "nan_count": NAN_COUNT, "min": MIN,
+               "max": MAX}
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
 _FLOATING = (T.FloatType, T.DoubleType)
+_DECIMAL_SUM_DIGITS = 10  # Spark's sum of decimal(p, s) is decimal(min(38, p + 10), s)
+_DECIMAL_MAX_PRECISION = 38
 _TEMPORAL = (T.DateType, T.TimestampType, T.TimestampNTZType)
 _ATOMIC = (T.AtomicType,)
 
@@ -124,6 +140,10 @@ class MetricPlan:
             metrics[CATEGORIES + column] = values[:cap]
             metrics[CATEGORY_COUNT + column] = found[CATEGORY_COUNT + column]
             metrics[CATEGORIES_CAPPED + column] = len(values) > cap
+            digest = found.get(CATEGORY_HASH + column)
+            # Text, not a number: a hash is compared, never plotted. Unsigned hex, 16 digits.
+            metrics[CATEGORY_HASH + column] = None if digest is None else (
+                f"{int(digest) & _UINT64:016x}")
         if WATERMARK in found:
             metrics[WATERMARK] = found[WATERMARK]
         return metrics
@@ -143,6 +163,7 @@ class MetricPlan:
 
 
 _NON_NULL = "non_null/"
+_UINT64 = (1 << 64) - 1
 
 
 def plan_metrics(
@@ -155,10 +176,13 @@ def plan_metrics(
 ) -> MetricPlan:
     """Plan the metrics of a table with this schema (see `MetricPlan` for where each comes from).
 
-    Per column: null count; for numeric columns a sum (for integers `try_sum`, so an overflow
-    gives null instead of failing the write; NaN excluded from sums of floating columns and
-    counted apart); min/max for date and timestamp columns; for declared categorical columns the
-    sorted set of distinct values (capped at `category_cap`) and its exact size.
+    Per column: null count; for numeric columns a sum (`try_sum` for integers and for decimals
+    wider than decimal(28, s), so an overflow gives a null sum, never a failed load; NaN
+    excluded from sums of floating columns and counted apart, and a float sum beyond the
+    double range is infinite); min/max for date and timestamp columns; for declared
+    categorical columns the sorted set of distinct values (capped at `category_cap`), its
+    exact size and an order-independent hash of the whole set (`category_hash/`, 16 hex
+    digits).
 
     `keep`: when given, the observed metrics cover only the rows where it is true (the rows
     loaded when others are quarantined). `extra`: more `(name, aggregate)` pairs to observe in
@@ -211,9 +235,13 @@ def plan_metrics(
             if field.name in summed:
                 add(SUM + field.name, F.sum(F.nanvl(col, F.lit(0.0))))
         elif isinstance(field.dataType, T.DecimalType) and field.name in summed:
-            # Sums carry 10 more digits than the column: no overflow short of 10^10 rows, and
-            # plain sum is measurably cheaper per row than try_sum.
-            add(SUM + field.name, F.sum(col))
+            # A sum carries 10 more digits than its column, capped at Spark's 38: up to
+            # decimal(28, s) no overflow short of 10^10 rows, and plain sum is measurably
+            # cheaper per row than try_sum. Wider columns get try_sum: an overflowing sum
+            # (e.g. of decimal(38,18) beyond 10^20) is null instead of failing the load when
+            # the observed row is read (NUMERIC_VALUE_OUT_OF_RANGE under ANSI mode).
+            widened = field.dataType.precision + _DECIMAL_SUM_DIGITS <= _DECIMAL_MAX_PRECISION
+            add(SUM + field.name, F.sum(col) if widened else F.try_sum(col))
         elif field.name in summed:
             # An integer sum can overflow a long; try_sum gives null instead of failing the
             # write under ANSI mode.
@@ -232,6 +260,11 @@ def plan_metrics(
         values = F.collect_set(value if keep is None else F.when(keep, value))
         add(CATEGORIES + column, F.slice(F.array_sort(values), 1, options.category_cap + 1))
         add(CATEGORY_COUNT + column, F.size(values))
+        # XOR of each distinct value's 64-bit hash: order-independent and exact for a set, so
+        # it covers the values beyond the cap (a replaced value changes it). Folded over the
+        # set already collected for the list: no second aggregate over the rows.
+        add(CATEGORY_HASH + column, F.aggregate(
+            values, F.lit(0).cast("long"), lambda digest, v: digest.bitwiseXOR(F.xxhash64(v))))
         capped[column] = options.category_cap
     for name, expr in extra:
         add(name, expr)
@@ -351,7 +384,9 @@ def to_metadata(value: Any) -> dg.MetadataValue:
     """A metric value as Dagster metadata: plain numbers where possible, so the UI plots them.
 
     Decimals become floats here (exact text goes to `metric_log.value_text`); dates become
-    ISO text; lists JSON; missing values (`None`, e.g. the sum of an all-null column) null.
+    ISO text; lists JSON; values that measure nothing null: `None` (the sum of an all-null
+    column, or an overflowing integer or decimal sum), NaN and ±infinity (a double sum beyond
+    the double range, or of +inf and -inf), so the UI's plots never hold a non-number.
     """
     if value is None:
         return dg.MetadataValue.null()
@@ -361,7 +396,8 @@ def to_metadata(value: Any) -> dg.MetadataValue:
         return dg.MetadataValue.int(value)
     if isinstance(value, (float, Decimal)):
         number = float(value)
-        return dg.MetadataValue.null() if math.isnan(number) else dg.MetadataValue.float(number)
+        return dg.MetadataValue.float(number) if math.isfinite(number) else (
+            dg.MetadataValue.null())
     if isinstance(value, (date, datetime)):
         return dg.MetadataValue.text(value.isoformat())
     if isinstance(value, (list, dict)):
@@ -369,11 +405,120 @@ def to_metadata(value: Any) -> dg.MetadataValue:
     return dg.MetadataValue.text(str(value))
 
 
+def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[str, Any]:
+    """A load's (or a partition's) metrics as Dagster metadata, bounded for wide tables.
+
+    Up to `WIDE_TABLE_COLUMNS` columns, every metric is its own key (`sum/<column>`, ...),
+    which the UI plots over time. A wider table would give two or more keys and plots per
+    column (a 301-column table: 610 entries and 300 plots per load), so its per-column metrics
+    (sum, null and NaN counts, min, max) go into one table-valued entry, `column_metrics`, one
+    row per column (about 130 bytes each as stored), and only headline numbers stay plottable
+    keys: `columns`, `columns_with_nulls`, `null_count_total`, `columns_with_nan`,
+    `nan_count_total` and the sums of the first `WIDE_TABLE_SUMS` summed columns. Every other
+    metric (row count, category sets, watermark, rejected rows...) keeps its key. `metric_log`
+    gets every metric either way; the checks read the table back with
+    `expand_column_metrics`.
+
+    Args:
+        metrics: Metric name -> value, as `MetricPlan.collect` or `footer_metrics` give them.
+        schema: The written table's schema (its width decides; its order orders the rows).
+
+    Returns:
+        Metadata key -> `MetadataValue`.
+    """
+    if len(schema.fields) <= WIDE_TABLE_COLUMNS:
+        return {name: to_metadata(value) for name, value in metrics.items()}
+    per_column = {prefix + f.name for f in schema.fields for prefix in _PER_COLUMN.values()}
+    metadata = {name: to_metadata(value) for name, value in metrics.items()
+                if name not in per_column}
+    # Dagster wants the same fields in every row: only the kinds some column has (no min/max
+    # without a date column), absent ones null; types are in `dagster/column_schema`.
+    kinds = [k for k, prefix in _PER_COLUMN.items()
+             if any(prefix + f.name in metrics for f in schema.fields)]
+    records, sums = [], []
+    null_columns = nan_columns = nulls = nans = 0
+    for f in schema.fields:
+        record: dict[str, Any] = {"column": f.name}
+        if "sum" in kinds:  # tells a sum not measured (null) from a column not summed
+            record["summed"] = SUM + f.name in metrics
+        for kind in kinds:
+            record[kind] = _record_value(metrics.get(_PER_COLUMN[kind] + f.name))
+        null_count, nan_count = metrics.get(NULL_COUNT + f.name), metrics.get(NAN_COUNT + f.name)
+        if null_count is not None:
+            nulls += int(null_count)
+            null_columns += int(null_count) > 0
+        if nan_count is not None:
+            nans += int(nan_count)
+            nan_columns += int(nan_count) > 0
+        if SUM + f.name in metrics:
+            sums.append(SUM + f.name)
+        records.append(dg.TableRecord(record))
+    metadata[COLUMNS] = dg.MetadataValue.int(len(schema.fields))
+    metadata[COLUMNS_WITH_NULLS] = dg.MetadataValue.int(null_columns)
+    metadata[NULL_COUNT_TOTAL] = dg.MetadataValue.int(nulls)
+    metadata[COLUMNS_WITH_NAN] = dg.MetadataValue.int(nan_columns)
+    metadata[NAN_COUNT_TOTAL] = dg.MetadataValue.int(nans)
+    for name in sums[:WIDE_TABLE_SUMS]:
+        metadata[name] = to_metadata(metrics[name])
+    fields = {"column", *kinds, *(["summed"] if "sum" in kinds else [])}
+    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, dg.TableSchema(
+        columns=[c for c in _COLUMN_METRICS_COLUMNS if c.name in fields]))
+    return metadata
+
+
+_COLUMN_METRICS_COLUMNS = [
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("summed", "bool", description="whether the load sums this column"),
+    dg.TableColumn("sum", "float", description="null when not measured (overflow, all null)"),
+    dg.TableColumn("null_count", "int"),
+    dg.TableColumn("nan_count", "int"),
+    dg.TableColumn("min", "string"),
+    dg.TableColumn("max", "string"),
+]
+
+
+def _record_value(value: Any) -> str | int | float | bool | None:
+    """A metric as a `TableRecord` value (numbers plain, decimals float, dates ISO text)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A materialization's metadata values with a wide table's `column_metrics` spread out.
+
+    The inverse of `metric_metadata` for readers (the checks): each row of the table entry
+    becomes `sum/<column>`, `null_count/<column>`, ... again. Top-level keys win; metadata
+    without the entry comes back unchanged.
+
+    Args:
+        metadata: Key -> plain value (`MetadataValue.value`), the table entry as recorded.
+    """
+    table = metadata.get(COLUMN_METRICS)
+    records = getattr(table, "records", None)
+    if not records:
+        return dict(metadata)
+    expanded = dict(metadata)
+    for record in records:
+        data = record.data
+        for field_name, prefix in _PER_COLUMN.items():
+            value = data.get(field_name)
+            if value is not None or (field_name == "sum" and data.get("summed")):
+                expanded.setdefault(prefix + str(data["column"]), value)
+    return expanded
+
+
 def to_log_values(value: Any) -> tuple[float | None, str | None]:
     """A metric value as `(value, value_text)` for `metric_log`.
 
-    Numbers fill `value` (a double); decimals also keep their exact text; dates, timestamps,
-    lists and other values go to `value_text` only.
+    Numbers fill `value` (a double); decimals also keep their exact text; NaN and ±infinity
+    (an overflowing double sum) are only text ("NaN", "inf", "-inf"), as are dates,
+    timestamps, lists and other values.
     """
     if value is None:
         return None, None
@@ -381,7 +526,8 @@ def to_log_values(value: Any) -> tuple[float | None, str | None]:
         return float(value), None
     if isinstance(value, (int, float)):
         number = float(value)
-        return (None, "NaN") if math.isnan(number) else (number, None)
+        return (number, None) if math.isfinite(number) else (None, str(number).replace(
+            "nan", "NaN"))
     if isinstance(value, Decimal):
         return float(value), str(value)
     if isinstance(value, (date, datetime)):

@@ -427,7 +427,11 @@ def _publish(
 
 
 def result_metadata(table: Table, result: LoadResult) -> dict[str, Any]:
-    """`MaterializeResult` metadata: Dagster's standard keys plus every metric."""
+    """`MaterializeResult` metadata: Dagster's standard keys plus the metrics.
+
+    Every metric has its own key, except on a table wider than `metrics.WIDE_TABLE_COLUMNS`,
+    whose per-column metrics share one table-valued entry (`metrics.metric_metadata`).
+    """
     metadata: dict[str, Any] = {
         M.TABLE_NAME: dg.MetadataValue.text(result.table_name),
         M.URI: dg.MetadataValue.path(result.location),
@@ -438,8 +442,7 @@ def result_metadata(table: Table, result: LoadResult) -> dict[str, Any]:
     }
     if result.rows_in is not None:
         metadata[M.ROWS_IN] = dg.MetadataValue.int(result.rows_in)
-    for name, value in result.metrics.items():
-        metadata[name] = M.to_metadata(value)
+    metadata.update(M.metric_metadata(result.metrics, result.schema))  # bounded when wide
     return metadata
 
 
@@ -642,8 +645,8 @@ def materialize_table(
     if len(request.partition_keys) > 1:
         for key in request.partition_keys:
             values = result.partitions.get(key, {M.ROW_COUNT: 0})
-            context.add_asset_metadata(
-                {name: M.to_metadata(v) for name, v in values.items()}, partition_key=key)
+            context.add_asset_metadata(M.metric_metadata(values, result.schema),
+                                       partition_key=key)
             loads.append((RunRecord(status=SUCCESS, finished_at=finished, partition_key=key,
                                     row_count=values[M.ROW_COUNT], **base), values))
         # Observed aggregates (sums, category sets) cover the whole range, not a partition.

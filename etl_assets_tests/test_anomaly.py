@@ -13,9 +13,11 @@ import pytest
 from etl_assets.anomaly import (
     AnomalyConfig,
     CategoryDiff,
+    CategorySet,
     SchemaDiff,
     Verdict,
     compare_categories,
+    compare_category_sets,
     compare_schemas,
     evaluate,
 )
@@ -602,6 +604,47 @@ def test_compare_categories_unchanged_and_long_lists():
     many = compare_categories([], [f"c{i:02d}" for i in range(15)])
     assert many.describe().startswith("15 new categories: 'c00', 'c01'")
     assert many.describe().endswith("'c09' and 5 more")
+
+
+def _capped(values: list[str], count: int, digest: str | None) -> CategorySet:
+    return CategorySet(values=tuple(values), count=count, digest=digest, capped=True)
+
+
+def test_capped_category_sets_are_compared_by_their_hash():
+    # 50,000 values, the first 100 listed: one value beyond the cap replaced by a new one
+    # keeps the list and the count; only the hash of the full set sees it.
+    first = [f"v{i:05d}" for i in range(100)]
+    before = _capped(first, 50_000, "0f3a")
+    replaced = compare_category_sets(before, _capped(first, 50_000, "77c1"))
+    assert replaced.changed and replaced.set_changed is True
+    assert replaced.describe() == "capped: 50,000 values, set changed"
+    assert replaced.new == () and replaced.vanished == ()  # a capped list cannot tell which
+
+    same = compare_category_sets(before, _capped(first, 50_000, "0f3a"))
+    assert not same.changed and same.describe() == "capped: 50,000 values, set unchanged"
+
+    grown = compare_category_sets(before, _capped(first, 50_001, "9e00"))
+    assert grown.describe() == "capped: 50,001 values, set changed (was 50,000)"
+
+
+def test_capped_category_sets_without_an_earlier_hash_never_say_unchanged():
+    first = [f"v{i:05d}" for i in range(100)]
+    old_load = _capped(first, 50_000, None)  # recorded before loads hashed their sets
+    unknown = compare_category_sets(old_load, _capped(first, 50_000, "0f3a"))
+    assert not unknown.changed and unknown.set_changed is None
+    assert "unchanged" not in unknown.describe() and "not compared" in unknown.describe()
+    # A different count, or a different start of the sorted list, still proves a change.
+    assert compare_category_sets(old_load, _capped(first, 49_999, "0f3a")).set_changed is True
+    other = ["a", *first[1:]]
+    assert compare_category_sets(old_load, _capped(other, 50_000, "0f3a")).set_changed is True
+
+
+def test_a_list_that_grows_past_the_cap_is_compared_by_hash():
+    complete = CategorySet(values=("a", "b"), count=2, digest="01", capped=False)
+    assert compare_category_sets(complete, _capped(["a", "b"], 3, "02")).set_changed is True
+    # Both complete: value by value, as before.
+    diff = compare_category_sets(complete, CategorySet(values=("b", "c"), count=2, digest="03"))
+    assert (diff.new, diff.vanished, diff.capped_count) == (("c",), ("a",), None)
 
 
 def test_compare_categories_with_none():

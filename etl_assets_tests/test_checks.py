@@ -9,11 +9,13 @@ check evaluations in Dagster and rows in `etl_log.check_log`.
 from __future__ import annotations
 
 import dataclasses
+from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from etl_assets import checks as C
 from etl_assets import metrics as M
@@ -117,6 +119,51 @@ def test_schema_and_category_changes(table) -> None:
     assert category.metadata["columns"]["code"] == {"new": ["C"], "vanished": ["A"]}
     assert "C" in category.description and "A" in category.description
     assert C.category_outcome(table, latest, []).status == "insufficient_history"
+
+
+def _categories(values: list[str], count: int, digest: str, capped: bool = True) -> dict:
+    return {M.CATEGORIES + "code": values, M.CATEGORY_COUNT + "code": count,
+            M.CATEGORY_HASH + "code": digest, M.CATEGORIES_CAPPED + "code": capped}
+
+
+def test_a_capped_category_set_is_judged_by_its_hash(table) -> None:
+    listed = [f"c{i:04d}" for i in range(100)]
+    previous = _point(1, 10, **_categories(listed, 50_000, "00000000000000aa"))
+    replaced = _point(2, 10, **_categories(listed, 50_000, "00000000000000bb"))
+    outcome = C.category_outcome(table, replaced, [previous])
+    assert not outcome.passed and outcome.status == "changed"
+    assert outcome.description == "code: capped: 50,000 values, set changed"
+    assert outcome.metadata["columns"]["code"]["set_changed"] is True
+    same = _point(3, 10, **_categories(listed, 50_000, "00000000000000aa"))
+    outcome = C.category_outcome(table, same, [previous])
+    assert outcome.passed and outcome.description == "code: capped: 50,000 values, set unchanged"
+
+
+def test_wide_metadata_round_trips_to_the_per_column_metrics_the_checks_read() -> None:
+    def schema(width: int) -> T.StructType:
+        return T.StructType([T.StructField("name", T.StringType())] + [
+            T.StructField(f"n{i}", T.DecimalType(38, 2)) for i in range(width - 1)])
+
+    def metrics(width: int) -> dict:
+        values = {M.ROW_COUNT: 7, M.NULL_COUNT + "name": 1, M.CATEGORIES + "name": ["a"]}
+        for i in range(width - 1):
+            values[M.NULL_COUNT + f"n{i}"] = 0
+            values[M.SUM + f"n{i}"] = None if i == 0 else Decimal(i) / 4  # n0 overflowed
+        return values
+
+    narrow = M.metric_metadata(metrics(M.WIDE_TABLE_COLUMNS), schema(M.WIDE_TABLE_COLUMNS))
+    assert M.COLUMN_METRICS not in narrow and M.SUM + "n48" in narrow
+    wide_metrics = metrics(M.WIDE_TABLE_COLUMNS + 1)
+    wide = M.metric_metadata(wide_metrics, schema(M.WIDE_TABLE_COLUMNS + 1))
+    assert len([k for k in wide if k.startswith(M.SUM)]) == M.WIDE_TABLE_SUMS
+    assert not any(k.startswith(M.NULL_COUNT) for k in wide)
+    assert wide[M.COLUMNS_WITH_NULLS].value == 1 and wide[M.NULL_COUNT_TOTAL].value == 1
+    assert wide[M.CATEGORIES + "name"].value == ["a"]  # declared metrics keep their keys
+    expanded = M.expand_column_metrics({k: v.value for k, v in wide.items()})
+    for name, value in wide_metrics.items():
+        if name.startswith((M.SUM, M.NULL_COUNT)):
+            assert expanded[name] == (None if value is None else float(value)), name
+    assert M.SUM + "name" not in expanded  # a column that is not summed stays unsummed
 
 
 def test_history_read_is_bounded_by_the_window(table) -> None:
@@ -249,3 +296,42 @@ def test_checks_alone_judge_a_runless_materialization_and_category_change(
     assert not category.passed and category.severity == dg.AssetCheckSeverity.WARN
     assert "D" in category.description and "C" in category.description
     assert changed.success  # a failed WARN check does not fail the run
+
+
+CODES_SPEC = """
+database: t_chk_capped
+sources:
+  src: {{format: parquet, path: {source}}}
+tables:
+  - name: codes
+    inputs: [src]
+    sql: SELECT id, code FROM src
+    metrics: {{categorical: [code], category_cap: 10}}
+"""
+
+
+def test_a_value_replaced_beyond_the_category_cap_is_a_change(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # 5,000 distinct codes, 10 listed: replacing the last code (beyond the cap in sort order)
+    # by a new one keeps the list and the count; the set's hash, observed in the write, moves.
+    def load(last: str) -> dg.AssetCheckEvaluation:
+        source = tmp_path / f"src_{last}"
+        if not source.exists():  # the same rows again: write them once
+            spark.range(5000).selectExpr(
+                "id", f"IF(id = 4999, '{last}', format_string('v%04d', id)) AS code"
+            ).write.parquet(str(source))
+        folder = write_spec(tmp_path / f"spec_{last}", CODES_SPEC.format(source=source)).parent
+        result = materialize_project(load_project(folder), settings, instance)
+        (event,) = result.asset_materializations_for_node("codes")
+        assert event.metadata[M.CATEGORY_COUNT + "code"].value == 5000
+        assert event.metadata[M.CATEGORIES_CAPPED + "code"].value is True
+        return next(e for e in result.get_asset_check_evaluations()
+                    if e.check_name == C.CATEGORY_CHECK)
+
+    assert load("v4999").passed  # the first load: nothing to compare with
+    same = load("v4999")
+    assert same.passed and same.description == "code: capped: 5,000 values, set unchanged"
+    replaced = load("v5000")
+    assert not replaced.passed
+    assert replaced.description == "code: capped: 5,000 values, set changed"

@@ -197,3 +197,95 @@ def test_partition_by_writes_hive_partitions_and_reruns_replace_them(
     assert partitions == ["k=0", "k=1", "k=2"]
     assert spark.table("t_part.fragile").count() == 300
     assert spark.table("t_part.fragile").columns == ["id", "k"]
+
+
+def test_overflowing_sums_are_not_measured_and_the_load_succeeds(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # decimal(38,18) holds < 10^20: three values of 9 * 10^19 sum beyond the type; the longs
+    # sum beyond 2^63, the doubles beyond 1.8 * 10^308. Each value fits, so the rows are fine:
+    # only the sums overflow.
+    assert spark.conf.get("spark.sql.ansi.enabled") == "true"  # Spark 4's default: no nulls
+    source = tmp_path / "src"
+    spark.sql(
+        """
+        SELECT CAST(id AS INT) AS id,
+               CAST('90000000000000000000.5' AS DECIMAL(38,18)) AS big_amount,
+               CAST(9000000000000000000 AS BIGINT) AS big_count,
+               CAST(1.25 AS DECIMAL(18,2)) AS small_amount,
+               CAST(1e308 AS DOUBLE) AS big_ratio
+        FROM range(3)
+        """
+    ).write.parquet(str(source))
+    spec = write_spec(tmp_path / "v1", _spec("t_overflow", "SELECT * FROM src", source))
+    result = materialize_project(load_project(spec.parent), settings, instance)
+    assert result.success
+    meta = _metadata(result, "fragile")
+    assert meta[M.ROW_COUNT] == 3
+    for column in ("big_amount", "big_count", "big_ratio"):
+        assert meta[M.SUM + column] is None, column
+    assert meta[M.SUM + "small_amount"] == pytest.approx(3.75)
+    assert meta[M.SUM + "id"] == 3
+    assert spark.table("t_overflow.fragile").count() == 3
+    logged = {r.metric: r for r in spark.sql(
+        f"SELECT metric, value, value_text FROM {settings.log_db}.metric_log "
+        f"WHERE run_id = '{result.run_id}' AND metric LIKE 'sum/%'").collect()}
+    assert logged[M.SUM + "big_amount"].value is None
+    assert logged[M.SUM + "big_amount"].value_text is None
+    assert logged[M.SUM + "big_count"].value is None
+    assert (logged[M.SUM + "big_ratio"].value, logged[M.SUM + "big_ratio"].value_text) == (
+        None, "inf")
+    sums = next(e for e in result.get_asset_check_evaluations()
+                if e.check_name == "sums_anomaly")
+    assert sums.passed and "not measured" in sums.description
+
+
+
+def test_a_wide_table_keeps_its_metadata_bounded_and_its_checks_whole(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # 301 columns: id, then ints (c000, c002, ...) and doubles with one NaN (c001, c003, ...);
+    # `scale` multiplies c250, a column far beyond the sums kept as top-level keys.
+    def load(scale: int) -> dg.ExecuteInProcessResult:
+        source = tmp_path / f"src_{scale}"
+        spark.range(20).selectExpr("id", *[
+            f"CAST(id * {i * (scale if i == 250 else 1)} AS INT) AS c{i:03d}" if i % 2 == 0
+            else f"IF(id = 0, CAST('NaN' AS DOUBLE), id * {i} + 0.5) AS c{i:03d}"
+            for i in range(300)
+        ]).write.parquet(str(source))
+        spec = write_spec(tmp_path / f"v{scale}", _spec("t_wide", "SELECT * FROM src", source))
+        return materialize_project(load_project(spec.parent), settings, instance)
+
+    result = load(1)
+    (event,) = result.asset_materializations_for_node("fragile")
+    assert len(event.metadata) < 40, sorted(event.metadata)
+    plotted = [k for k, v in event.metadata.items()
+               if isinstance(v, (dg.IntMetadataValue, dg.FloatMetadataValue))]
+    assert len(plotted) < 25, plotted
+    meta = _metadata(result, "fragile")
+    assert meta[M.ROW_COUNT] == 20 and meta[M.COLUMNS] == 301
+    assert meta[M.COLUMNS_WITH_NAN] == 150 and meta[M.NAN_COUNT_TOTAL] == 150
+    assert meta[M.COLUMNS_WITH_NULLS] == 0 and meta[M.NULL_COUNT_TOTAL] == 0
+    assert len([k for k in meta if k.startswith(M.SUM)]) == M.WIDE_TABLE_SUMS
+    rows = {r.data["column"]: r.data for r in meta[M.COLUMN_METRICS].records}
+    assert len(rows) == 301
+    assert rows["c250"]["sum"] == 250 * sum(range(20)) and rows["c250"]["null_count"] == 0
+    assert rows["c001"]["nan_count"] == 1 and rows["id"]["summed"] and "min" not in rows["id"]
+    logged = spark.sql(
+        f"SELECT metric FROM {settings.log_db}.metric_log WHERE run_id = '{result.run_id}'"
+    ).collect()
+    names = {r.metric for r in logged}
+    assert {M.SUM + "c250", M.NULL_COUNT + "c250", M.NAN_COUNT + "c299"} <= names
+    assert len([n for n in names if n.startswith(M.NULL_COUNT)]) == 301
+    assert len([n for n in names if n.startswith(M.SUM)]) == 301
+
+    # The checks read every column's sum back from the table entry: five earlier loads like
+    # this one, then c250 ten times larger is flagged by name.
+    for _ in range(5):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("fragile", metadata=dict(event.metadata)))
+    flagged = load(10)
+    sums = next(e for e in flagged.get_asset_check_evaluations()
+                if e.check_name == "sums_anomaly")
+    assert sums.metadata["columns_checked"].value == 301
+    assert not sums.passed and sums.metadata["flagged_metrics"].value == [M.SUM + "c250"]
