@@ -194,12 +194,23 @@ def combine_with_existing(
     whose key is not among the new rows' keys (an upsert). Both rewrite the table (or, for a
     time-partitioned table, the run's partitions): the cost is that of reading and writing
     what is rewritten, which is what makes the change atomic on plain Hive tables.
+
+    Raises:
+        LoadError: The new rows retype or lack a column of the table (added columns are
+            fine: the kept rows get nulls); a full refresh changes the schema.
     """
     if mode not in ("delete_insert", "merge") or not spark.catalog.tableExists(
         table.qualified_name
     ):
         return new
-    existing = in_window(spark.table(table.qualified_name), table, request)
+    current = spark.table(table.qualified_name)
+    try:
+        # Before the union, which would cast the new rows to the old types without a word.
+        W.require_same_columns(table.qualified_name, current.schema, new.schema,
+                               f"write_mode {mode} keeps rows of the table")
+    except W.SchemaChangeError as err:
+        raise LoadError(f"{table.file}: table '{table.name}': field 'sql': {err}") from err
+    existing = in_window(current, table, request)
     spec = table.spec
     if mode == "delete_insert":
         condition = F.expr(render_template(spec.target_condition or "", request.template_values()))

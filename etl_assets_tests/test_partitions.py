@@ -195,6 +195,56 @@ def test_insert_overwrite_append_and_merge(
     assert merged.where("order_id < 250 AND amount = 5 AND order_id % 7 <> 5").count() == 0
 
 
+@pytest.mark.parametrize("mode, extra", [
+    ("merge", "    merge_keys: [order_id]\n"),
+    ("delete_insert", "    target_condition: \"order_date = DATE'2026-03-02'\"\n"),
+])
+def test_merge_and_delete_insert_refuse_a_retyped_or_missing_column_and_take_added_ones(
+    spark: SparkSession, settings, tmp_path: Path, instance, mode: str, extra: str
+) -> None:
+    # Kept rows have the table's types: the union used to cast the new rows to them silently
+    # (int turned string came back bigint) and fill a dropped column with nulls.
+    db = f"t_sc_{mode}"
+    _orders(spark, tmp_path / "src", rows=300, days=3)
+    columns = "order_id, customer_id, order_date, amount"
+    _load(spark, settings, instance, tmp_path, "v1",
+          _modes_spec(db, tmp_path / "src", mode, extra, f"SELECT {columns} FROM src"))
+    snapshot = spark.table(f"{db}.target").collect()
+    changes = {
+        "retyped": ("SELECT order_id, CAST(customer_id AS STRING) AS customer_id, order_date, "
+                    "amount FROM src", "retyped `customer_id` int → string"),
+        "missing": ("SELECT order_id, customer_id, order_date FROM src",
+                    "missing `amount` (decimal(10,2))"),
+    }
+    for name, (sql, named) in changes.items():
+        failed = _load(spark, settings, instance, tmp_path, name,
+                       _modes_spec(db, tmp_path / "src", mode, extra, sql), ok=False)
+        message = str(failed.failure_data_for_node("target").error)
+        assert named in message and "full refresh" in message and "domain.yaml" in message
+        assert f"write_mode {mode}" in message
+        assertDataFrameEqual(spark.table(f"{db}.target"), snapshot)
+        row = spark.sql(f"SELECT status, error_message FROM {settings.log_db}.run_log "
+                        f"WHERE run_id = '{failed.run_id}'").first()
+        assert row.status == "FAILED" and named in row.error_message
+
+    day = " WHERE order_date = DATE'2026-03-02'" if mode == "delete_insert" else ""
+    _load(spark, settings, instance, tmp_path, "added",
+          _modes_spec(db, tmp_path / "src", mode, extra,
+                      f"SELECT {columns}, 'new' AS note FROM src{day}"))
+    table = spark.table(f"{db}.target")
+    assert table.columns == ["order_id", "customer_id", "order_date", "amount", "note"]
+    assert table.count() == 300
+    if mode == "delete_insert":  # kept rows (other days) read the added column as null
+        assert table.where("note IS NULL").count() == 200
+
+    write_spec(tmp_path / "refresh", _modes_spec(db, tmp_path / "src", mode, extra,
+                                                 changes["retyped"][0]))
+    refreshed = materialize_project(load_project(tmp_path / "refresh"), settings, instance,
+                                    tags={FULL_REFRESH_TAG: "true"})
+    assert refreshed.success
+    assert dict(spark.table(f"{db}.target").dtypes)["customer_id"] == "string"
+
+
 INCREMENTAL = """
 database: t_inc
 sources:
