@@ -43,6 +43,9 @@ CATEGORY_COUNT = "category_count/"
 CATEGORIES_CAPPED = "categories_capped/"
 WATERMARK = "watermark"
 ROWS_REJECTED = "rows_rejected"
+ROWS_SKIPPED = "rows_skipped"  # incremental input rows the watermark filter dropped: the two below
+ROWS_SKIPPED_LATE = "rows_skipped_late"  # watermark at or below the last one (less lookback)
+ROWS_SKIPPED_NULL = "rows_skipped_null_watermark"  # watermark column null
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
