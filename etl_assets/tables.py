@@ -410,8 +410,9 @@ def load_table(
     elif spec.incremental and spec.incremental.lookback is not None and request.watermark:
         # Re-read rows lie below the watermark: with no new row it would move back, and the
         # next load would look back further still.
-        metrics[M.WATERMARK] = later_watermark(spark, plan.schema[spec.incremental.column].dataType,
-                                      metrics[M.WATERMARK], request.watermark)
+        column_type = plan.schema[spec.incremental.column].dataType
+        metrics[M.WATERMARK] = later_watermark(spark, column_type, metrics[M.WATERMARK],
+                                               request.watermark)
     metrics.update(skipped)
     if rejected_rows is not None:
         metrics[M.ROWS_REJECTED] = rejected_rows
