@@ -305,7 +305,7 @@ database: t_skip
 sources:
   src: {{format: parquet, path: {source}}}
 tables:
-  - name: target
+  - name: late_orders
     inputs: [src]
     write_mode: merge
     merge_keys: [order_id]
@@ -329,12 +329,13 @@ def _batch(spark: SparkSession, path: Path, new: range, late: range = range(0),
 def test_incremental_counts_late_and_null_watermark_rows_and_lookback_loads_late_ones(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
+    # The table has a name of its own: the watermark is looked up by asset name in the log.
     source = tmp_path / "src"
     plain = SKIPPING.format(source=source, lookback="")
 
     def load(name: str, text: str = plain) -> tuple[dg.ExecuteInProcessResult, dict]:
         result = _load(spark, settings, instance, tmp_path, name, text)
-        (event,) = result.asset_materializations_for_node("target")
+        (event,) = result.asset_materializations_for_node("late_orders")
         return result, {k: v.value for k, v in event.metadata.items()}
 
     _batch(spark, source, range(0, 100))
@@ -349,7 +350,7 @@ def test_incremental_counts_late_and_null_watermark_rows_and_lookback_loads_late
     third, meta = load("s3")
     assert (meta[M.ROWS_SKIPPED], meta[M.ROWS_SKIPPED_LATE], meta[M.ROWS_SKIPPED_NULL]) == (
         8, 5, 3)
-    assert spark.table("t_skip.target").count() == 150
+    assert spark.table("t_skip.late_orders").count() == 150
     logged = {r.metric: r.value for r in spark.sql(
         f"SELECT metric, value FROM {settings.log_db}.metric_log "
         f"WHERE run_id = '{third.run_id}' AND metric LIKE 'rows_skipped%'").collect()}
@@ -369,7 +370,7 @@ def test_incremental_counts_late_and_null_watermark_rows_and_lookback_loads_late
     fourth, meta = load("s4", SKIPPING.format(source=source, lookback=", lookback: 2 days"))
     assert (meta[M.ROWS_SKIPPED], meta[M.ROWS_SKIPPED_LATE], meta[M.ROWS_SKIPPED_NULL]) == (
         3, 0, 3)
-    table = spark.table("t_skip.target")
+    table = spark.table("t_skip.late_orders")
     assert table.count() == 155 and table.where("order_id BETWEEN 200 AND 204").count() == 5
     (check,) = [e for e in fourth.get_asset_check_evaluations()
                 if e.check_name == C.SKIPPED_CHECK]
