@@ -536,6 +536,81 @@ def evaluate(
     return _verdict(passed, value, band, lower, upper, config.rule, reason + suffix, config)
 
 
+def judge_skipped_rows(
+    history: Sequence[float | None],
+    value: float | None,
+    *,
+    max_increase: float = 0.5,
+    window: int = 10,
+    metric: str = "rows_skipped",
+) -> Verdict:
+    """Flag a jump in the rows an incremental load's watermark filter dropped.
+
+    The baseline is the highest count of the last `window` measured loads (flagged ones
+    included: a source whose count stepped up warns once, not on every load after it). A
+    value is flagged when it is above zero and above ``baseline × (1 + max_increase)``; in
+    particular any skipped row after loads that skipped none. A drop is never flagged. A
+    source that keeps every past row counts them all each time: its count grows by a load's
+    rows per load and stays within the band once the first jump was reported.
+
+    Examples: history 0, 0, 0 and value 4 → flagged ("the last 3 loads skipped none");
+    history 100, 130 and value 150 → passes (allowed up to 195); history 100 and value 400 →
+    flagged (300% above 100, allowed up to 150).
+
+    Args:
+        history: Past counts, oldest first; None/NaN (a load without a watermark filter: the
+            first one, a full refresh) is skipped.
+        value: The count of the load under test; None/NaN passes as "not_measured".
+        max_increase: Allowed growth over the baseline, as a fraction (0.5 = 50%); >= 0.
+        window: How many of the newest measured counts form the baseline; >= 1.
+        metric: Name used in the reason sentence.
+
+    Returns:
+        The `Verdict` (rule "skipped_rows"; "insufficient_history" when no earlier load was
+        measured, "not_measured" when this one was not).
+
+    Raises:
+        ValueError: A negative `max_increase` or a `window` below 1.
+    """
+    if max_increase < 0 or window < 1:
+        raise ValueError(f"max_increase must be >= 0 and window >= 1, got {max_increase}, "
+                         f"{window}")
+
+    def verdict(passed: bool, number: float, status: str, rule: str, reason: str,
+                baseline: float | None = None, upper: float | None = None,
+                used: int = 0) -> Verdict:
+        pct = (number - baseline) / baseline * 100 if baseline else None
+        return Verdict(passed=passed, value=number, baseline=baseline, lower=None, upper=upper,
+                       rule=rule, reason=reason, status=status, window=window,
+                       points_used=used, pct_change=pct)
+
+    if _is_missing(value):
+        return verdict(True, math.nan, "not_measured", "not_measured",
+                       f"{metric} not measured: the load applied no watermark filter (first "
+                       "load, full refresh, or counting turned off)")
+    value = float(value)  # type: ignore[arg-type]
+    points = [float(v) for v in history if not _is_missing(v)][-window:]  # type: ignore[arg-type]
+    if not points:
+        return verdict(True, value, "insufficient_history", "insufficient_history",
+                       f"insufficient history: {metric} {_fmt(value)}, and no earlier load "
+                       "counted its skipped rows to compare with")
+    baseline = max(points)
+    upper = baseline * (1 + max_increase)
+    loads = _plural(len(points), "load")
+    if value <= upper:
+        return verdict(True, value, "ok", "skipped_rows",
+                       f"{metric} {_fmt(value)} is within {_fmt(upper)} (the highest of the "
+                       f"last {loads}, {_fmt(baseline)}, + {max_increase:.0%})",
+                       baseline, upper, len(points))
+    if baseline == 0:
+        reason = f"{metric} {_fmt(value)} while the last {loads} skipped none"
+    else:
+        reason = (f"{metric} {_fmt(value)} {_compare(value, baseline, False)} the highest of "
+                  f"the last {loads}, {_fmt(baseline)} (allowed up to {_fmt(upper)})")
+    return verdict(False, value, "anomaly", "skipped_rows", reason, baseline, upper,
+                   len(points))
+
+
 # --- internals ---------------------------------------------------------------------------
 
 

@@ -8,7 +8,9 @@ rescanning the table. Each table gets, with no YAML:
   check (the summed columns are known only once the SQL has run, so one check per table lists
   them all; the description names the flagged ones);
 - `schema_change`: columns added, removed or retyped since the previous materialization;
-- `category_change`: new or vanished values of the declared categorical columns.
+- `category_change`: new or vanished values of the declared categorical columns;
+- `rows_skipped_jump` (incremental tables): a jump in the rows the watermark filter dropped
+  (`anomaly.judge_skipped_rows`).
 
 The checks judge the latest materialization, however it was recorded (by a run of the asset in
 the same run, an earlier run, or a runless `AssetMaterialization` with the same metadata), so
@@ -39,6 +41,7 @@ from etl_assets.anomaly import (
     compare_category_sets,
     compare_schemas,
     evaluate,
+    judge_skipped_rows,
 )
 from etl_assets.hive_log import CheckRecord
 from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
@@ -48,6 +51,7 @@ ROW_COUNT_CHECK = "row_count_anomaly"
 SUMS_CHECK = "sums_anomaly"
 SCHEMA_CHECK = "schema_change"
 CATEGORY_CHECK = "category_change"
+SKIPPED_CHECK = "rows_skipped_jump"
 FLAGGED_METRICS = "flagged_metrics"
 STATUS = "status"
 
@@ -116,7 +120,8 @@ def history_limit(table: Table) -> int:
     specs = [checks.row_count.merged(checks.defaults), sums]
     specs += [column.merged(sums) for column in checks.columns.values()]
     configs = [anomaly_config(spec) for spec in specs]
-    return max(2 * c.window + c.level_shift_runs for c in configs) + 1
+    return max([2 * c.window + c.level_shift_runs for c in configs]
+               + [checks.rows_skipped.window]) + 1
 
 
 def _verdict_outcome(check: str, verdict: Verdict, severity: str) -> Outcome:
@@ -251,6 +256,22 @@ def sums_outcome(
             "verdicts": dg.MetadataValue.md(table_md),
         },
     )
+    return outcome
+
+
+def skipped_outcome(table: Table, latest: Point, history: Sequence[Point]) -> Outcome:
+    """The `rows_skipped_jump` verdict: the latest `rows_skipped` against the recent highest."""
+    spec = table.spec.checks.rows_skipped
+    verdict = judge_skipped_rows([p.number(M.ROWS_SKIPPED) for p in history],
+                                 latest.number(M.ROWS_SKIPPED),
+                                 max_increase=spec.max_increase, window=spec.window)
+    outcome = _verdict_outcome(SKIPPED_CHECK, verdict, spec.severity)
+    outcome.metric = M.ROWS_SKIPPED
+    late, nulls = latest.number(M.ROWS_SKIPPED_LATE), latest.number(M.ROWS_SKIPPED_NULL)
+    if late is not None and nulls is not None:
+        outcome.description += (f" ({late:,.0f} at or below the watermark, {nulls:,.0f} with "
+                                "a null watermark)")
+        outcome.metadata.update({M.ROWS_SKIPPED_LATE: late, M.ROWS_SKIPPED_NULL: nulls})
     return outcome
 
 
@@ -450,6 +471,8 @@ def evaluate_table(
         outcomes.append(schema_outcome(table, latest, history))
     if CATEGORY_CHECK in selected:
         outcomes.append(category_outcome(table, latest, history))
+    if SKIPPED_CHECK in selected:
+        outcomes.append(skipped_outcome(table, latest, history))
     return latest, outcomes
 
 
@@ -470,6 +493,10 @@ def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     if table.spec.metrics.categorical:
         changes.append((CATEGORY_CHECK, checks.category_change,
                         "new or vanished values of " + ", ".join(table.spec.metrics.categorical)))
+    incremental = table.spec.incremental
+    if incremental is not None and incremental.count_skipped:
+        changes.append((SKIPPED_CHECK, checks.rows_skipped,
+                        "a jump in the rows the watermark filter skipped (rows_skipped)"))
     for name, spec, what in changes:
         if spec.enabled:
             specs.append(dg.AssetCheckSpec(name, asset=key, description=what,

@@ -57,6 +57,9 @@ WIDE_TABLE_SUMS = 10  # sums a wide table still shows as plottable keys (its fir
 # Field of a `column_metrics` row -> the metric name prefix it stands for.
 _PER_COLUMN = {"sum": SUM, "null_count": NULL_COUNT, "nan_count": NAN_COUNT, "min": MIN,
                "max": MAX}
+ROWS_SKIPPED = "rows_skipped"  # incremental input rows the watermark filter dropped: the two below
+ROWS_SKIPPED_LATE = "rows_skipped_late"  # watermark at or below the last one (less lookback)
+ROWS_SKIPPED_NULL = "rows_skipped_null_watermark"  # watermark column null
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)

@@ -106,13 +106,67 @@ class PartitionsSpec(_Strict):
         return value
 
 
+_LOOKBACK = re.compile(
+    r"^\s*(\d+(?:\.\d+)?)\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?|w|weeks?)\s*$")
+_LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def parse_lookback(value: int | str) -> int | timedelta:
+    """An `incremental.lookback`: an amount in a numeric watermark's units, or a duration.
+
+    `3` (an integer, for a numeric watermark column) stays 3; `"2 days"`, `"6 hours"`,
+    `"90m"`, `"1 week"` (for a date or timestamp column) become a timedelta.
+
+    Raises:
+        ValueError: A negative or non-integer number, a boolean, or text that is no duration.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"lookback must be a whole number (numeric watermark) or a duration "
+                         f"like '2 days' or '6 hours' (date/timestamp watermark), got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"lookback must not be negative, got {value}")
+        return value
+    match = _LOOKBACK.match(value.lower())
+    if not match:
+        raise ValueError(f"lookback {value!r} must be a duration like '2 days', '6 hours', "
+                         "'30 minutes' or '90s' (or a whole number for a numeric watermark)")
+    return timedelta(**{_LOOKBACK_UNITS[match.group(2)[0]]: float(match.group(1))})
+
+
 class IncrementalSpec(_Strict):
-    """Read only source rows past the watermark of the last successful load."""
+    """Read only source rows past the watermark of the last successful load.
+
+    Attributes:
+        column: The watermark column (in the incremental input and in the table).
+        input: The input read incrementally (default: the one source input).
+        lookback: Re-read rows this far below the watermark, so rows that arrive late are
+            loaded too: a duration (`"2 days"`) for a date or timestamp column, a whole
+            number for a numeric one. Re-read rows are loaded again, so only modes that
+            replace rather than add them accept it (not `append`, `delete_insert`).
+        count_skipped: Count the rows the filter drops (`rows_skipped`) in the same read.
+            The filter then runs after the count, so the watermark no longer prunes the
+            input's files or partitions: turn it off for a large input that only grows.
+    """
 
     column: str
     input: str | None = None
+    lookback: int | str | None = None
+    count_skipped: bool = True
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, value: Any) -> Any:
+        if value is not None:
+            parse_lookback(value)
+        return value
+
+    @property
+    def lookback_value(self) -> int | timedelta | None:
+        """`lookback` parsed: an amount (numeric watermark), a timedelta, or None."""
+        return None if self.lookback is None else parse_lookback(self.lookback)
 
 
 class RetriesSpec(_Strict):
@@ -209,6 +263,19 @@ class ChangeCheckSpec(_Strict):
     blocking: bool = False
 
 
+class SkippedRowsCheckSpec(ChangeCheckSpec):
+    """The `rows_skipped_jump` check of an incremental table (`anomaly.judge_skipped_rows`).
+
+    Attributes:
+        max_increase: Allowed growth of `rows_skipped` over the highest of the last `window`
+            loads, as a fraction (0.5 = 50%); after loads that skipped none, any is flagged.
+        window: How many earlier loads form that baseline.
+    """
+
+    max_increase: float = Field(default=0.5, ge=0)
+    window: int = Field(default=10, ge=1, le=1000)
+
+
 class ChecksSpec(_Strict):
     """The table's asset checks. Every table gets them by default, with no YAML.
 
@@ -217,6 +284,7 @@ class ChecksSpec(_Strict):
     - `sums`: the `sums_anomaly` check over every summed column's `sum/<column>`.
     - `columns`: per summed column overrides of `sums` (e.g. turn one column off).
     - `schema_change`, `category_change`: columns or category values appearing or vanishing.
+    - `rows_skipped`: the `rows_skipped_jump` check of an incremental table.
     """
 
     defaults: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
@@ -225,10 +293,11 @@ class ChecksSpec(_Strict):
     columns: dict[str, AnomalyCheckSpec] = Field(default_factory=dict)
     schema_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
     category_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
+    rows_skipped: SkippedRowsCheckSpec = Field(default_factory=SkippedRowsCheckSpec)
 
     @model_validator(mode="after")
     def _blocking_needs_error(self) -> ChecksSpec:
-        for name in ("row_count", "sums", "schema_change", "category_change"):
+        for name in ("row_count", "sums", "schema_change", "category_change", "rows_skipped"):
             spec = getattr(self, name)
             merged = spec.merged(self.defaults) if isinstance(spec, AnomalyCheckSpec) else spec
             if merged.blocking and merged.severity != "ERROR":
@@ -866,6 +935,13 @@ def _check_table(
             )
         elif target is not None and target not in spec.inputs:
             problems.append(f"field 'incremental.input': '{target}' is not one of the inputs")
+        if spec.incremental.lookback is not None and spec.write_mode in ("append",
+                                                                         "delete_insert"):
+            problems.append(
+                "field 'incremental.lookback': re-reads rows already loaded, which write_mode "
+                f"{spec.write_mode} would add a second time; use write_mode merge (with "
+                "merge_keys), which replaces them, or drop lookback"
+            )
     if spec.partitions:
         for name in spec.partitions.input_windows:
             if name not in spec.inputs:

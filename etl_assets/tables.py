@@ -13,12 +13,13 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -119,25 +120,127 @@ def read_input(spark: SparkSession, project: Project, name: str) -> DataFrame:
 
 def register_inputs(
     spark: SparkSession, project: Project, table: Table, request: LoadRequest | None = None
-) -> None:
+) -> Observation | None:
     """Register each input as a temp view named as in the SQL (broadcast hints applied).
 
-    The incremental input is filtered to rows past the watermark. The views are replaced by
-    the next table's, never dropped: dropping a view over a cached table uncaches the table
-    too (Spark uncaches every plan equal to the view's), which would defeat `cache: true`. The
-    spec loader already rejects SQL reading anything but its inputs.
+    The incremental input is filtered to rows past the watermark (`filter_past_watermark`);
+    the observation counting the rows it drops is returned (None when nothing is filtered or
+    counting is off). The views are replaced by the next table's, never dropped: dropping a
+    view over a cached table uncaches the table too (Spark uncaches every plan equal to the
+    view's), which would defeat `cache: true`. The spec loader already rejects SQL reading
+    anything but its inputs.
     """
     incremental = table.spec.incremental
+    skipped = None
     for name in table.spec.inputs:
         frame = read_input(spark, project, name)
         if incremental and name == table.incremental_input and request and request.watermark:
             if not request.full_refresh:
-                column = F.col(quote(incremental.column))
-                frame = frame.where(column > F.lit(request.watermark).cast(
-                    frame.schema[incremental.column].dataType))
+                frame, skipped = filter_past_watermark(frame, table, request.watermark)
         if name in table.spec.broadcast:
             frame = F.broadcast(frame)
         frame.createOrReplaceTempView(name)
+    return skipped
+
+
+def filter_past_watermark(
+    frame: DataFrame, table: Table, watermark: str
+) -> tuple[DataFrame, Observation | None]:
+    """The incremental input's rows past the watermark (less `lookback`), and a count of the
+    others observed in the same read.
+
+    The count (`rows_skipped_late`: at or below the bound, `rows_skipped_null_watermark`:
+    null) is attached with `DataFrame.observe` before the filter, so it comes with the load's
+    own scan: no second read. The price: the filter no longer prunes files or partitions by
+    the watermark, which `incremental.count_skipped: false` restores.
+
+    Args:
+        frame: The incremental input as read.
+        table: The table (its `incremental` spec, and names for errors).
+        watermark: The last successful load's watermark, as text (cast to the column's type).
+
+    Raises:
+        LoadError: The watermark column is missing from the input, or `lookback` does not fit
+            its type.
+    """
+    incremental = table.spec.incremental
+    assert incremental is not None
+    where = f"{table.file}: table '{table.name}'"
+    if incremental.column not in frame.schema.fieldNames():
+        raise LoadError(
+            f"{where}: field 'incremental.column': '{incremental.column}' is not a column of "
+            f"the input '{table.incremental_input}' (columns: {frame.columns})")
+    data_type = frame.schema[incremental.column].dataType
+    column = F.col(quote(incremental.column))
+    bound = _below_by_lookback(F.lit(watermark).cast(data_type), data_type,
+                               incremental.lookback_value, where)
+    observation = None
+    if incremental.count_skipped:
+        observation = Observation(f"etl_assets_skipped_{uuid.uuid4().hex[:8]}")
+        frame = frame.observe(observation,
+                              F.count_if(column <= bound).alias(M.ROWS_SKIPPED_LATE),
+                              F.count_if(column.isNull()).alias(M.ROWS_SKIPPED_NULL))
+    return frame.where(column > bound), observation
+
+
+def _below_by_lookback(mark: Column, data_type: T.DataType, lookback: int | timedelta | None,
+                       where: str) -> Column:
+    """The watermark less the lookback, in the column's type (the watermark without one)."""
+    if lookback is None:
+        return mark
+    field_name = f"{where}: field 'incremental.lookback'"
+    kind = data_type.simpleString()
+    if isinstance(data_type, (T.TimestampType, T.TimestampNTZType, T.DateType)):
+        if not isinstance(lookback, timedelta):
+            raise LoadError(f"{field_name}: the watermark column is {kind}: give a duration "
+                            f"like '2 days' or '6 hours', not {lookback!r}")
+        if isinstance(data_type, T.DateType):
+            if lookback % timedelta(days=1):
+                raise LoadError(f"{field_name}: the watermark column is a date: give whole "
+                                f"days, not {lookback}")
+            return F.date_sub(mark, lookback.days)
+        seconds = Decimal(str(lookback.total_seconds()))
+        return mark - F.make_dt_interval(secs=F.lit(seconds))
+    if isinstance(data_type, T.NumericType):
+        if isinstance(lookback, timedelta):
+            raise LoadError(f"{field_name}: the watermark column is {kind}: give a number in "
+                            f"its units, not a duration ({lookback})")
+        return mark - F.lit(lookback)
+    raise LoadError(f"{field_name}: the watermark column is {kind}: lookback needs a date, "
+                    "timestamp or numeric watermark")
+
+
+def later_watermark(spark: SparkSession, data_type: T.DataType, one: str, other: str) -> str:
+    """The later of two watermarks, compared in the column's type (text would put 9 after 10).
+
+    Computed from a one-row local relation: no data is read.
+    """
+    values = spark.createDataFrame([(one, other)], "a string, b string")
+    return values.select(F.greatest(F.col("a").cast(data_type), F.col("b").cast(data_type))
+                         .cast("string")).first()[0]
+
+
+def skipped_rows(observation: Observation | None, wait_s: float = 10.0) -> dict[str, int]:
+    """`rows_skipped` and its two parts, once the load's write has finished; {} if unknown.
+
+    `Observation.get` waits for ever when the observed input was never executed; the write
+    reads the input in its own job, whose observations complete together, so a short bounded
+    wait suffices and an input the plan never read gives {} instead of a hung load.
+    """
+    if observation is None:
+        return {}
+    future = observation._jo.future()  # noqa: SLF001 - no Python binding to test completion
+    deadline = time.monotonic() + wait_s
+    while not future.isCompleted():
+        if time.monotonic() >= deadline:
+            logger.warning("the watermark filter's skipped-row count never arrived (the "
+                           "write did not read the incremental input?); rows_skipped unknown")
+            return {}
+        time.sleep(0.01)
+    counts = observation.get
+    late = int(counts.get(M.ROWS_SKIPPED_LATE) or 0)
+    nulls = int(counts.get(M.ROWS_SKIPPED_NULL) or 0)
+    return {M.ROWS_SKIPPED: late + nulls, M.ROWS_SKIPPED_LATE: late, M.ROWS_SKIPPED_NULL: nulls}
 
 
 @contextmanager
@@ -194,12 +297,23 @@ def combine_with_existing(
     whose key is not among the new rows' keys (an upsert). Both rewrite the table (or, for a
     time-partitioned table, the run's partitions): the cost is that of reading and writing
     what is rewritten, which is what makes the change atomic on plain Hive tables.
+
+    Raises:
+        LoadError: The new rows retype or lack a column of the table (added columns are
+            fine: the kept rows get nulls); a full refresh changes the schema.
     """
     if mode not in ("delete_insert", "merge") or not spark.catalog.tableExists(
         table.qualified_name
     ):
         return new
-    existing = in_window(spark.table(table.qualified_name), table, request)
+    current = spark.table(table.qualified_name)
+    try:
+        # Before the union, which would cast the new rows to the old types without a word.
+        W.require_same_columns(table.qualified_name, current.schema, new.schema,
+                               f"write_mode {mode} keeps rows of the table")
+    except W.SchemaChangeError as err:
+        raise LoadError(f"{table.file}: table '{table.name}': field 'sql': {err}") from err
+    existing = in_window(current, table, request)
     spec = table.spec
     if mode == "delete_insert":
         condition = F.expr(render_template(spec.target_condition or "", request.template_values()))
@@ -247,7 +361,7 @@ def load_table(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     location = f"{loads_root}/load_{stamp}_{request.run_id[:8]}_{uuid.uuid4().hex[:6]}"
     group = f"etl_assets:{spec.name}:{uuid.uuid4().hex[:8]}"
-    register_inputs(spark, project, table, request)
+    skip_observation = register_inputs(spark, project, table, request)
     frame = combine_with_existing(spark, table, build_frame(spark, table, request), mode, request)
     watermark_column = spec.incremental.column if spec.incremental else None
     try:
@@ -275,6 +389,7 @@ def load_table(
         with _job_group(spark, group, f"etl_assets load {table.qualified_name}"):
             writer.save(staged)
         values = plan.observed(observation)
+        skipped = skipped_rows(skip_observation)
         samples = _sample_failures(spark, rules, values, staged, frame.schema, group)
         rejected_rows = None
         if rejected_by is not None:
@@ -292,6 +407,13 @@ def load_table(
     metrics = plan.collect(spark, observation, location, total, values)
     if spec.incremental and metrics.get(M.WATERMARK) is None:
         metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
+    elif spec.incremental and spec.incremental.lookback is not None and request.watermark:
+        # Re-read rows lie below the watermark: with no new row it would move back, and the
+        # next load would look back further still.
+        column_type = plan.schema[spec.incremental.column].dataType
+        metrics[M.WATERMARK] = later_watermark(spark, column_type, metrics[M.WATERMARK],
+                                               request.watermark)
+    metrics.update(skipped)
     if rejected_rows is not None:
         metrics[M.ROWS_REJECTED] = rejected_rows
     judged = metrics[M.ROW_COUNT] + (rejected_rows or 0)
@@ -658,6 +780,7 @@ def materialize_table(
                                 bytes=result.bytes, watermark=result.watermark, **base),
                        logged_metrics(result)))
     hive_log.write_loads(loads)
+    _warn_skipped(context, table, request, result.metrics)
     context.log.info(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
         f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
@@ -665,6 +788,25 @@ def materialize_table(
     return dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
                                 check_results=_quality_results(context, etl_log, spark, table,
                                                                request, result))
+
+
+def _warn_skipped(context: dg.AssetExecutionContext, table: Table, request: LoadRequest,
+                  metrics: dict[str, Any]) -> None:
+    """A WARN line when the watermark filter dropped rows: they are in no table."""
+    skipped = metrics.get(M.ROWS_SKIPPED)
+    incremental = table.spec.incremental
+    if not skipped or incremental is None:
+        return
+    bound = f"the watermark {request.watermark}"
+    if incremental.lookback is not None:
+        bound += f" less the lookback {incremental.lookback}"
+    hint = ("" if incremental.lookback is not None or not metrics[M.ROWS_SKIPPED_LATE] else
+            "; to load rows that arrive late, set incremental.lookback (with write_mode merge)")
+    context.log.warning(
+        f"{table.qualified_name}: the watermark filter skipped {skipped:,} rows of "
+        f"'{table.incremental_input}' (not loaded): {metrics[M.ROWS_SKIPPED_LATE]:,} with "
+        f"{incremental.column} at or below {bound}, {metrics[M.ROWS_SKIPPED_NULL]:,} with "
+        f"{incremental.column} null{hint}")
 
 
 def _quality_results(

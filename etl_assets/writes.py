@@ -29,6 +29,8 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from etl_assets.anomaly import compare_schemas
+
 logger = logging.getLogger(__name__)
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -265,6 +267,52 @@ def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
     return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
 
 
+class SchemaChangeError(ValueError):
+    """New rows retype or lack a column of the table they are added to; names the columns."""
+
+
+def require_same_columns(
+    qualified: str, current: T.StructType, new: T.StructType, why: str
+) -> list[T.StructField]:
+    """Refuse new rows that retype or lack a column of the table; return the added columns.
+
+    Used by every write that keeps some of the table's rows (`append`, `merge`,
+    `delete_insert`, partition writes): the kept rows have the table's schema, so a changed
+    type would be cast silently (an int column turned string holding "12" came back as
+    `bigint`; "abc" failed with a bare `CAST_INVALID_INPUT`) and a missing column would leave
+    the kept rows with values the new ones lack. Added columns are fine: the kept rows read
+    them as null. Types are compared by their SQL names (`simpleString`), so nullability,
+    which Hive columns do not carry, never counts as a change; column order does not either.
+
+    Args:
+        qualified: The table, for the message.
+        current: The table's schema.
+        new: The new rows' schema.
+        why: Why this write must keep the schema, for the message (e.g. "write_mode merge
+            keeps the table's other rows").
+
+    Raises:
+        SchemaChangeError: Naming every retyped (`k bigint → string`) and missing column, and
+            the way out: a full refresh.
+    """
+    diff = compare_schemas({f.name: f.dataType.simpleString() for f in current},
+                           {f.name: f.dataType.simpleString() for f in new})
+    problems = []
+    if diff.retyped:
+        problems.append("retyped " + ", ".join(
+            f"{quote(n)} {a} → {b}" for n, (a, b) in diff.retyped.items()))
+    if diff.removed:
+        problems.append("missing " + ", ".join(
+            f"{quote(n)} ({t})" for n, t in diff.removed.items()))
+    if problems:
+        raise SchemaChangeError(
+            f"{qualified}: the new rows change the table's schema ({'; '.join(problems)}) and "
+            f"{why}: reload the whole table with a full refresh (run with tag "
+            "etl_assets/full_refresh=true) to change its schema"
+        )
+    return [f for f in new if f.name in diff.added]
+
+
 def ensure_partitioned_table(
     spark: SparkSession,
     qualified: str,
@@ -275,23 +323,14 @@ def ensure_partitioned_table(
     """Create the partitioned table (no partitions yet) or add columns it lacks.
 
     Raises:
-        ValueError: The new data changes the type of a column or drops one: partitions of
-            one table must share a schema; reload the whole table to change it.
+        SchemaChangeError: The new data changes the type of a column or drops one: partitions
+            of one table must share a schema; reload the whole table to change it.
     """
     if not spark.catalog.tableExists(qualified):
         create_external(spark, qualified, schema, partition_columns, loads_root, recover=False)
         return
-    current = {f.name: f.dataType for f in spark.table(qualified).schema}
-    new = {f.name: f.dataType for f in schema}
-    changed = [n for n in current if n in new and new[n] != current[n]]
-    dropped = [n for n in current if n not in new]
-    if changed or dropped:
-        raise ValueError(
-            f"{qualified}: the new rows change the table's schema (retyped: {changed}, "
-            f"missing: {dropped}); partitions of one table share a schema: reload the whole "
-            "table (run with tag etl_assets/full_refresh=true) to change it"
-        )
-    added = [f for f in schema if f.name not in current]
+    added = require_same_columns(qualified, spark.table(qualified).schema, schema,
+                                 "partitions of one table share a schema")
     if added:
         spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({_ddl(T.StructType(added))})")
 
@@ -361,11 +400,10 @@ def append_files(
                           f"LOCATION {_literal(partition.path)}")
     else:
         meta = table_meta(spark, qualified)
-        if not meta.same_shape(schema, []):
-            raise ValueError(
-                f"{qualified}: appended rows have another schema than the table; reload the "
-                "whole table (tag etl_assets/full_refresh=true) to change it"
-            )
+        added = require_same_columns(qualified, meta.schema, schema,
+                                     "appended rows join the table's rows")
+        if added:  # older files lack them: Parquet reads them as null
+            spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({_ddl(T.StructType(added))})")
         _move_files(spark, location, meta.location)
     spark.catalog.refreshTable(qualified)
 

@@ -21,6 +21,7 @@ from etl_assets.anomaly import (
     compare_schemas,
     evaluate,
 )
+from etl_assets.anomaly import judge_skipped_rows
 
 SEED = 20240601
 BAND_RULES = {"auto", "relative_change", "mad", "zscore"}
@@ -651,3 +652,40 @@ def test_compare_categories_with_none():
     diff = compare_categories(["a", None], ["a", "b"])
     assert diff.new == ("b",)
     assert diff.vanished == (None,)
+
+
+# --- rows skipped by an incremental load's watermark filter ----------------------------------
+
+
+@pytest.mark.parametrize(("history", "value", "passed", "status", "words"), [
+    ([0, 0, 0], 4, False, "anomaly", ["rows_skipped 4 while the last 3 loads skipped none"]),
+    ([0, 0, 0], 0, True, "ok", ["within 0"]),
+    ([100, 130], 150, True, "ok", ["within 195", "highest of the last 2 loads, 130"]),
+    ([100], 400, False, "anomaly", ["300% above", "allowed up to 150"]),
+    ([400, 100], 120, True, "ok", []),  # a drop is never flagged
+    ([], 7, True, "insufficient_history", ["no earlier load"]),
+    ([None, math.nan], 7, True, "insufficient_history", []),  # unmeasured loads are skipped
+    ([0, 5], None, True, "not_measured", ["no watermark filter"]),
+])
+def test_skipped_rows_flag_a_jump_over_the_recent_highest(
+    history: list, value: float | None, passed: bool, status: str, words: list[str]
+) -> None:
+    verdict = judge_skipped_rows(history, value)
+    assert (verdict.passed, verdict.status) == (passed, status), verdict.reason
+    for word in words:
+        assert word in verdict.reason, verdict.reason
+
+
+def test_skipped_rows_baseline_is_the_window_and_counts_a_flagged_jump() -> None:
+    # A source that keeps its past rows: the step from 0 to 100 warns once, then growth of
+    # one load's rows per load passes.
+    counts = [0, 100, 130, 160, 190]
+    verdicts = [judge_skipped_rows(counts[:i], counts[i]) for i in range(1, len(counts))]
+    assert [v.passed for v in verdicts] == [False, True, True, True]
+    # Only the newest `window` counts count: 1,000 three loads ago has left the window.
+    assert not judge_skipped_rows([1000, 0, 0, 0], 5, window=3).passed
+    assert judge_skipped_rows([1000, 0, 0, 0], 5, window=4).passed
+    tight = judge_skipped_rows([100], 101, max_increase=0)
+    assert not tight.passed and tight.upper == 100 and tight.baseline == 100
+    with pytest.raises(ValueError, match="window"):
+        judge_skipped_rows([], 1, window=0)

@@ -6,18 +6,20 @@ the shared session; what it asserts is read back from the Hive tables and the lo
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from etl_assets import checks as C
 from etl_assets import metrics as M
 from etl_assets.definitions import build_assets, build_checks, build_resources
 from etl_assets.specs import load_project
-from etl_assets.tables import FULL_REFRESH_TAG
+from etl_assets.tables import FULL_REFRESH_TAG, later_watermark
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 
@@ -195,6 +197,56 @@ def test_insert_overwrite_append_and_merge(
     assert merged.where("order_id < 250 AND amount = 5 AND order_id % 7 <> 5").count() == 0
 
 
+@pytest.mark.parametrize("mode, extra", [
+    ("merge", "    merge_keys: [order_id]\n"),
+    ("delete_insert", "    target_condition: \"order_date = DATE'2026-03-02'\"\n"),
+])
+def test_merge_and_delete_insert_refuse_a_retyped_or_missing_column_and_take_added_ones(
+    spark: SparkSession, settings, tmp_path: Path, instance, mode: str, extra: str
+) -> None:
+    # Kept rows have the table's types: the union used to cast the new rows to them silently
+    # (int turned string came back bigint) and fill a dropped column with nulls.
+    db = f"t_sc_{mode}"
+    _orders(spark, tmp_path / "src", rows=300, days=3)
+    columns = "order_id, customer_id, order_date, amount"
+    _load(spark, settings, instance, tmp_path, "v1",
+          _modes_spec(db, tmp_path / "src", mode, extra, f"SELECT {columns} FROM src"))
+    snapshot = spark.table(f"{db}.target").collect()
+    changes = {
+        "retyped": ("SELECT order_id, CAST(customer_id AS STRING) AS customer_id, order_date, "
+                    "amount FROM src", "retyped `customer_id` int → string"),
+        "missing": ("SELECT order_id, customer_id, order_date FROM src",
+                    "missing `amount` (decimal(10,2))"),
+    }
+    for name, (sql, named) in changes.items():
+        failed = _load(spark, settings, instance, tmp_path, name,
+                       _modes_spec(db, tmp_path / "src", mode, extra, sql), ok=False)
+        message = str(failed.failure_data_for_node("target").error)
+        assert named in message and "full refresh" in message and "domain.yaml" in message
+        assert f"write_mode {mode}" in message
+        assertDataFrameEqual(spark.table(f"{db}.target"), snapshot)
+        row = spark.sql(f"SELECT status, error_message FROM {settings.log_db}.run_log "
+                        f"WHERE run_id = '{failed.run_id}'").first()
+        assert row.status == "FAILED" and named in row.error_message
+
+    day = " WHERE order_date = DATE'2026-03-02'" if mode == "delete_insert" else ""
+    _load(spark, settings, instance, tmp_path, "added",
+          _modes_spec(db, tmp_path / "src", mode, extra,
+                      f"SELECT {columns}, 'new' AS note FROM src{day}"))
+    table = spark.table(f"{db}.target")
+    assert table.columns == ["order_id", "customer_id", "order_date", "amount", "note"]
+    assert table.count() == 300
+    if mode == "delete_insert":  # kept rows (other days) read the added column as null
+        assert table.where("note IS NULL").count() == 200
+
+    write_spec(tmp_path / "refresh", _modes_spec(db, tmp_path / "src", mode, extra,
+                                                 changes["retyped"][0]))
+    refreshed = materialize_project(load_project(tmp_path / "refresh"), settings, instance,
+                                    tags={FULL_REFRESH_TAG: "true"})
+    assert refreshed.success
+    assert dict(spark.table(f"{db}.target").dtypes)["customer_id"] == "string"
+
+
 INCREMENTAL = """
 database: t_inc
 sources:
@@ -246,3 +298,84 @@ def test_incremental_loads_only_new_rows_and_a_failure_keeps_the_watermark(
                                tags={FULL_REFRESH_TAG: "true"})
     assert full.asset_materializations_for_node("target")[0].metadata[M.ROW_COUNT].value == 150
     assert third.success
+
+
+SKIPPING = """
+database: t_skip
+sources:
+  src: {{format: parquet, path: {source}}}
+tables:
+  - name: late_orders
+    inputs: [src]
+    write_mode: merge
+    merge_keys: [order_id]
+    incremental: {{column: updated_at{lookback}}}
+    sql: SELECT order_id, amount, updated_at FROM src
+"""
+
+
+def _batch(spark: SparkSession, path: Path, new: range, late: range = range(0),
+           nulls: range = range(0)) -> None:
+    """A source holding one batch (as a landing folder would): new rows, one minute apart,
+    late rows from the first minutes, rows without an updated_at."""
+    def rows(ids: range, stamp: str):
+        return spark.range(ids.start, ids.stop).selectExpr(
+            "id AS order_id", "CAST(id % 7 AS DECIMAL(10,2)) AS amount", f"{stamp} AS updated_at")
+    rows(new, "timestamp_seconds(1772323200 + id * 60)").unionByName(
+        rows(late, "timestamp_seconds(1772323200 + (id - 190) * 60)")).unionByName(
+        rows(nulls, "CAST(NULL AS TIMESTAMP)")).write.mode("overwrite").parquet(str(path))
+
+
+def test_incremental_counts_late_and_null_watermark_rows_and_lookback_loads_late_ones(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # The table has a name of its own: the watermark is looked up by asset name in the log.
+    source = tmp_path / "src"
+    plain = SKIPPING.format(source=source, lookback="")
+
+    def load(name: str, text: str = plain) -> tuple[dg.ExecuteInProcessResult, dict]:
+        result = _load(spark, settings, instance, tmp_path, name, text)
+        (event,) = result.asset_materializations_for_node("late_orders")
+        return result, {k: v.value for k, v in event.metadata.items()}
+
+    _batch(spark, source, range(0, 100))
+    _, first = load("s1")
+    assert M.ROWS_SKIPPED not in first  # no watermark yet: nothing was filtered
+    _batch(spark, source, range(100, 130))
+    _, second = load("s2")
+    assert (second[M.ROWS_SKIPPED], second[M.ROW_COUNT]) == (0, 130)
+
+    # 20 new rows, 5 late ones (updated_at long below the watermark), 3 without updated_at.
+    _batch(spark, source, range(130, 150), late=range(200, 205), nulls=range(300, 303))
+    third, meta = load("s3")
+    assert (meta[M.ROWS_SKIPPED], meta[M.ROWS_SKIPPED_LATE], meta[M.ROWS_SKIPPED_NULL]) == (
+        8, 5, 3)
+    assert spark.table("t_skip.late_orders").count() == 150
+    logged = {r.metric: r.value for r in spark.sql(
+        f"SELECT metric, value FROM {settings.log_db}.metric_log "
+        f"WHERE run_id = '{third.run_id}' AND metric LIKE 'rows_skipped%'").collect()}
+    assert logged == {M.ROWS_SKIPPED: 8, M.ROWS_SKIPPED_LATE: 5, M.ROWS_SKIPPED_NULL: 3}
+    warnings = [e.user_message for e in instance.all_logs(third.run_id)
+                if e.level == logging.WARNING and "watermark filter skipped" in e.user_message]
+    assert len(warnings) == 1 and "8 rows" in warnings[0] and "lookback" in warnings[0]
+    (check,) = [e for e in third.get_asset_check_evaluations()
+                if e.check_name == C.SKIPPED_CHECK]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert "skipped none" in check.description and "5 at or below" in check.description
+    mark = spark.sql(f"SELECT watermark FROM {settings.log_db}.run_log "
+                     f"WHERE run_id = '{third.run_id}'").first().watermark
+
+    # The same batch again with a lookback: the late rows are loaded, the re-read ones merge
+    # onto themselves, only the null-watermark rows are still skipped.
+    fourth, meta = load("s4", SKIPPING.format(source=source, lookback=", lookback: 2 days"))
+    assert (meta[M.ROWS_SKIPPED], meta[M.ROWS_SKIPPED_LATE], meta[M.ROWS_SKIPPED_NULL]) == (
+        3, 0, 3)
+    table = spark.table("t_skip.late_orders")
+    assert table.count() == 155 and table.where("order_id BETWEEN 200 AND 204").count() == 5
+    (check,) = [e for e in fourth.get_asset_check_evaluations()
+                if e.check_name == C.SKIPPED_CHECK]
+    assert check.passed, check.description
+    assert spark.sql(f"SELECT watermark FROM {settings.log_db}.run_log "
+                     f"WHERE run_id = '{fourth.run_id}'").first().watermark == mark
+    # A re-read batch below the watermark never moves it back (compared as numbers, not text).
+    assert later_watermark(spark, T.LongType(), "9", "10") == "10"

@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -552,6 +553,27 @@ MALFORMED = [
         id="checks-bad-severity",
     ),
     pytest.param(
+        one_table(clean_with("write_mode: append\n"
+                             "incremental: {column: updated_at, lookback: 2 days}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'incremental.lookback'", "append", "second time", "merge"],
+        id="lookback-with-append",
+    ),
+    pytest.param(
+        one_table(clean_with("write_mode: merge\nmerge_keys: [id]\n"
+                             "incremental: {column: updated_at, lookback: two days}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'incremental.lookback'", "'two days'", "'6 hours'"],
+        id="lookback-not-a-duration",
+    ),
+    pytest.param(
+        one_table(clean_with("write_mode: merge\nmerge_keys: [id]\n"
+                             "incremental: {column: version, lookback: -3}\n")),
+        "domain.yaml",
+        ["table 'clean'", "field 'incremental.lookback'", "negative"],
+        id="lookback-negative",
+    ),
+    pytest.param(
         {"domain.yaml": "sources:\n  orders: {path: '${ETL_ASSETS_NO_SUCH_VAR}/o.csv'}\n"
                         "tables:\n" + textwrap.indent(CLEAN, "  ")},
         "domain.yaml",
@@ -573,6 +595,20 @@ def test_malformed_spec_fails_with_a_precise_message(
     for word in words:
         assert word in message, f"{word!r} not in: {message}"
     assert "\x1b[" not in message, "no terminal escape codes in the message"
+
+
+@pytest.mark.parametrize(("lookback", "expected"), [
+    ("2 days", timedelta(days=2)), ("6 hours", timedelta(hours=6)), ("90m", timedelta(minutes=90)),
+    ("1 week", timedelta(weeks=1)), ("30 seconds", timedelta(seconds=30)), (5, 5), (0, 0),
+])
+def test_lookback_is_a_duration_or_a_whole_number(
+    tmp_path: Path, lookback: object, expected: object
+) -> None:
+    incremental = f"incremental: {{column: updated_at, lookback: {lookback}}}\n"
+    write_files(tmp_path, one_table(clean_with("write_mode: merge\nmerge_keys: [id]\n"
+                                               + incremental)))
+    spec = load_project(tmp_path).tables["clean"].spec.incremental
+    assert spec.lookback_value == expected and spec.count_skipped
 
 
 def test_several_problems_in_one_table_are_each_listed(tmp_path: Path) -> None:
