@@ -27,6 +27,7 @@ from pyspark.sql import types as T
 
 from etl_assets.hive_log import HiveLog
 from etl_assets.settings import AlertSettings
+from etl_assets.sql_quoting import column_definitions, table_name
 from etl_assets.writes import append_records
 
 logger = logging.getLogger(__name__)
@@ -154,8 +155,8 @@ def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, li
     log.ensure_tables()
     table = log.table(ALERT_LOG)
     if not spark.catalog.tableExists(table):
-        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in ALERT_SCHEMA)
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING parquet "
+        columns = column_definitions([(f.name, f.dataType.simpleString()) for f in ALERT_SCHEMA])
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table_name(table)} ({columns}) USING parquet "
                   "PARTITIONED BY (log_date)")
     now = datetime.now(timezone.utc)
     rows = [(a.alert_id, a.kind, a.severity, a.asset, a.run_id, a.title, a.message, a.url,
