@@ -10,8 +10,10 @@ such values and reads them back from the table and the log tables.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 import sqlglot
@@ -177,3 +179,102 @@ def test_log_database_and_environment_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as caught:
         load_environment("prod", environments)
     assert all(w in str(caught.value) for w in (str(environments), "prod", "database_prefix"))
+
+
+# --- a real load with hostile names and values ------------------------------------------------
+
+WEIRD = "we`ird"  # a backtick: F.col("`we`ird`") failed with INVALID_ATTRIBUTE_NAME_SYNTAX
+TEXT = "a'b;c\nd"  # quote, semicolon, newline
+PART = "p'q"  # a partition column Hive escapes in folder names (p%27q=...)
+DROP = "'; DROP TABLE x; --"
+FIRST = [  # id, we`ird, a'b;c\nd, k (partition value), mark (incremental, a string)
+    (1, 10, "x'; --", "O'Brien; DROP TABLE x; --", "2026-01-01 it's"),
+    (2, 20, "line\nbreak", "line\nbreak", "2026-01-02 O'Brien\n"),
+    (3, 30, 'q"x', "back\\slash", "2026-01-03 it's \\ \"q\"\n;--"),
+]
+LATER = [
+    (4, 40, "new'", "O'Brien; DROP TABLE x; --", "2026-01-04 x'y"),
+    (5, 50, "z\\", "new; part'", "2026-01-05 " + DROP),
+]
+
+
+def _hostile_spec(source: Path) -> str:
+    # JSON-style double quotes (JSON is YAML): YAML reads \n and \\ in them as escapes.
+    return f"""\
+database: t_hostile
+sources:
+  src: {{format: parquet, path: {source}}}
+tables:
+  - name: hostile_append
+    inputs: [src]
+    write_mode: append
+    partition_by: [k]
+    incremental: {{column: mark}}
+    metrics: {{sum: ["{WEIRD}"], categorical: ["a'b;c\\nd"]}}
+    quality:
+      - {{not_null: ["{WEIRD}"]}}
+      - {{accepted_values: {{column: k, values: {json.dumps([r[3] for r in FIRST + LATER])}}}}}
+    sql: SELECT * FROM src WHERE mark > '{{watermark}}'
+  - name: hostile_merge
+    inputs: [src]
+    write_mode: merge
+    merge_keys: ["{WEIRD}"]
+    partition_by: ["{PART}"]
+    incremental: {{column: mark}}
+    sql: SELECT *, k AS `{PART.replace("`", "``")}` FROM src WHERE mark > '{{watermark}}'
+"""
+
+
+def test_hostile_names_and_values_load_and_come_back_unchanged(
+    spark, settings, tmp_path: Path, instance
+) -> None:
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+    from pyspark.testing import assertDataFrameEqual
+
+    from etl_assets import metrics as M
+    from etl_assets_tests.helpers import materialize_project, write_spec
+
+    schema = T.StructType([T.StructField("id", T.IntegerType()),
+                           T.StructField(WEIRD, T.IntegerType()),
+                           T.StructField(TEXT, T.StringType()),
+                           T.StructField("k", T.StringType()),
+                           T.StructField("mark", T.StringType())])
+    source = tmp_path / "src"
+    spec = write_spec(tmp_path / "pipelines", _hostile_spec(source))
+    project = load_project(spec.parent)
+    run_logs = f"{settings.log_db}.run_log"
+    # The second run reads only the rows past the first one's watermark, so category_change
+    # rightly sees other values; every other check, the quality rules included, passes.
+    for rows, expected_mark, may_fail in ((FIRST, FIRST[2][4], set()),
+                                          (FIRST + LATER, LATER[1][4], {"category_change"})):
+        spark.createDataFrame(rows, schema).write.mode("overwrite").parquet(str(source))
+        result = materialize_project(project, settings, instance, tags={"note": DROP})
+        assert result.success
+        failed = {e.check_name for e in result.get_asset_check_evaluations() if not e.passed}
+        assert failed <= may_fail
+        logged = spark.table(run_logs).where(F.col("run_id") == result.run_id).collect()
+        assert {(r.asset, r.status, r.watermark) for r in logged} == {
+            ("hostile_append", "SUCCESS", expected_mark),
+            ("hostile_merge", "SUCCESS", expected_mark)}
+
+    everything = spark.createDataFrame(FIRST + LATER, schema)
+    columns = [S.identifier(c) for c in everything.columns]  # a plain "we`ird" does not parse
+    assertDataFrameEqual(spark.table("t_hostile.hostile_append").select(*columns), everything)
+    assertDataFrameEqual(spark.table("t_hostile.hostile_merge").select(*columns), everything)
+    merged = spark.table("t_hostile.hostile_merge")
+    assert merged.where(F.col(S.identifier(PART)) != F.col("k")).isEmpty()
+    values = {r[3] for r in FIRST + LATER}
+    for name, column in (("hostile_append", "k"), ("hostile_merge", PART)):
+        # Hive escapes quotes, newlines and backslashes in folder names: k=O%27Brien...
+        shown = [r[0] for r in spark.sql(f"SHOW PARTITIONS t_hostile.{name}").collect()]
+        assert sorted(unquote(p.split("=", 1)[1]) for p in shown) == sorted(values)
+        assert {unquote(p.split("=", 1)[0]) for p in shown} == {column}
+
+    (event,) = result.asset_materializations_for_node("hostile_append")
+    meta = {k: v.value for k, v in event.metadata.items()}
+    assert meta[M.SUM + WEIRD] == 90 and meta[M.ROW_COUNT] == 2  # the second run's rows
+    assert meta[M.CATEGORIES + TEXT] == sorted(["new'", "z\\"])
+    metric_rows = spark.table(f"{settings.log_db}.metric_log").where(
+        (F.col("run_id") == result.run_id) & (F.col("asset") == "hostile_append")).collect()
+    assert {r.metric: r.value for r in metric_rows}[M.SUM + WEIRD] == 90
