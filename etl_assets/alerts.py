@@ -35,6 +35,7 @@ from pyspark.sql import types as T
 
 from etl_assets.hive_log import HiveLog
 from etl_assets.settings import AlertSettings
+from etl_assets.sql_quoting import column_definitions, table_name
 from etl_assets.writes import append_records
 
 logger = logging.getLogger(__name__)
@@ -254,11 +255,11 @@ def record_alerts(spark: SparkSession, log_db: str, alerts: list[tuple[Alert, De
     log.ensure_tables()
     table = log.table(ALERT_LOG)
     if not spark.catalog.tableExists(table):
-        columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in ALERT_SCHEMA)
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {table} ({columns}) USING parquet "
+        columns = column_definitions([(f.name, f.dataType.simpleString()) for f in ALERT_SCHEMA])
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {table_name(table)} ({columns}) USING parquet "
                   "PARTITIONED BY (log_date)")
     elif "failures" not in spark.table(table).columns:
-        spark.sql(f"ALTER TABLE {table} ADD COLUMNS (`failures` string)")
+        spark.sql(f"ALTER TABLE {table_name(table)} ADD COLUMNS (`failures` string)")
     now = datetime.now(timezone.utc)
     rows = [(a.alert_id, a.kind, a.severity, a.asset, a.run_id, a.title, a.message, a.url,
              ",".join(d.channels), now, "; ".join(d.failures) or None, now.date())

@@ -27,6 +27,7 @@ from etl_assets.hive_log import RUN_LOG, HiveLog
 from etl_assets.settings import Settings, load_settings
 from etl_assets.spark import build_session
 from etl_assets.specs import load_project
+from etl_assets.sql_quoting import table_name
 
 STATUS_COLUMNS = [
     "asset", "table_name", "status", "finished_at", "duration_s", "rows_in", "row_count",
@@ -42,7 +43,7 @@ def status_frame(spark: SparkSession, settings: Settings) -> DataFrame:
         f"""
         SELECT * FROM (
           SELECT *, row_number() OVER (PARTITION BY asset ORDER BY finished_at DESC) AS rn
-          FROM {log.table(RUN_LOG)}
+          FROM {table_name(log.table(RUN_LOG))}
         ) WHERE rn = 1
         """
     )

@@ -27,6 +27,7 @@ from pyspark.sql import DataFrame, SparkSession
 from etl_assets.hive_log import CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog
 from etl_assets.settings import Settings
 from etl_assets.specs import Project
+from etl_assets.sql_quoting import date_literal, table_name
 from etl_assets.tables import EtlLogResource
 
 logger = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ def build_report(
     log.ensure_tables()
     end = as_of or datetime.now(timezone.utc).date()
     start = end - timedelta(days=days - 1)
-    period = f"log_date BETWEEN DATE'{start.isoformat()}' AND DATE'{end.isoformat()}'"
+    period = f"log_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     # The period's rows are read once (many small files: one per append and day) and kept in
     # Spark's memory for the queries below, each of which would otherwise scan them again.
     suffix = uuid.uuid4().hex[:12]
@@ -154,8 +155,8 @@ def build_report(
                    row_count, attempt, log_date,
                    CASE WHEN status = '{FAILED}'
                         THEN substring(error_message, 1, {MAX_ERROR_CHARS}) END AS error
-            FROM {log.table(RUN_LOG)} WHERE {period}"""),
-        _cache(spark, checks, f"SELECT * FROM {log.table(CHECK_LOG)} WHERE {period}"),
+            FROM {table_name(log.table(RUN_LOG))} WHERE {period}"""),
+        _cache(spark, checks, f"SELECT * FROM {table_name(log.table(CHECK_LOG))} WHERE {period}"),
     ]
     try:
         return _build(spark, log, days, start, end, runs, checks)
@@ -189,7 +190,8 @@ def _build(
     """)
     totals = _totals(grouped)
     if not totals["runs"]:
-        has_runs = spark.sql(f"SELECT 1 FROM {log.table(RUN_LOG)} LIMIT 1").first() is not None
+        run_log = table_name(log.table(RUN_LOG))
+        has_runs = spark.sql(f"SELECT 1 FROM {run_log} LIMIT 1").first() is not None
         return HealthReport(
             log_db=log_db, days=days, start=start.isoformat(), end=end.isoformat(),
             generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=has_runs,

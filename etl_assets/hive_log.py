@@ -17,6 +17,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.metrics import to_log_values
+from etl_assets.sql_quoting import (
+    column_definitions,
+    date_literal,
+    identifier,
+    string_literal,
+    table_name,
+)
 from etl_assets.writes import append_records
 
 logger = logging.getLogger(__name__)
@@ -130,8 +137,9 @@ class CheckRecord:
     target_run_id: str | None = None
 
 
-def _sql_text(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+def _columns(fields: Iterable[T.StructField]) -> str:
+    """A log table's columns as DDL."""
+    return column_definitions([(f.name, f.dataType.simpleString()) for f in fields])
 
 
 def _finite(value: float | None) -> float | None:
@@ -167,21 +175,20 @@ class HiveLog:
         if key in self._ready:
             return
         if not self.spark.catalog.databaseExists(self.database):
-            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS `{self.database}`")
+            self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
         for name, schema in LOG_SCHEMAS.items():
             qualified = self.table(name)
             if not self.spark.catalog.tableExists(qualified):
-                columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in schema)
                 self.spark.sql(
-                    f"CREATE TABLE IF NOT EXISTS {qualified} ({columns}) USING parquet "
-                    "PARTITIONED BY (log_date)"
+                    f"CREATE TABLE IF NOT EXISTS {table_name(qualified)} ({_columns(schema)}) "
+                    "USING parquet PARTITIONED BY (log_date)"
                 )
                 continue
             existing = {f.name for f in self.spark.table(qualified).schema}
             missing = [f for f in schema if f.name not in existing]
             if missing:
-                added = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in missing)
-                self.spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({added})")
+                self.spark.sql(f"ALTER TABLE {table_name(qualified)} "
+                               f"ADD COLUMNS ({_columns(missing)})")
         self._ready.add(key)
 
     def _append(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -227,10 +234,10 @@ class HiveLog:
             start += len(batch)
             if not batch:
                 break
-            listed = ", ".join(f"DATE'{d}'" for d in batch)
+            listed = ", ".join(date_literal(d) for d in batch)
             row = self.spark.sql(
-                f"SELECT watermark FROM {self.table(RUN_LOG)} "
-                f"WHERE log_date IN ({listed}) AND asset = {_sql_text(asset)} "
+                f"SELECT watermark FROM {table_name(self.table(RUN_LOG))} "
+                f"WHERE log_date IN ({listed}) AND asset = {string_literal(asset)} "
                 "AND status = 'SUCCESS' AND watermark IS NOT NULL "
                 "ORDER BY finished_at DESC LIMIT 1"
             ).first()
@@ -240,7 +247,7 @@ class HiveLog:
 
     def log_dates(self, name: str) -> list[str]:
         """The `log_date` partitions of a log table (ISO dates), from the metastore alone."""
-        rows = self.spark.sql(f"SHOW PARTITIONS {self.table(name)}").collect()
+        rows = self.spark.sql(f"SHOW PARTITIONS {table_name(self.table(name))}").collect()
         return [row[0].split("=", 1)[1] for row in rows]
 
     def write_checks(self, records: Sequence[CheckRecord]) -> None:

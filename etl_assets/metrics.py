@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets.specs import MetricsSpec
+from etl_assets.sql_quoting import identifier
 
 ROW_COUNT = "dagster/row_count"
 TABLE_NAME = "dagster/table_name"
@@ -222,7 +223,7 @@ def plan_metrics(
 
     footer_columns = []
     for field in schema.fields:
-        col = F.col(f"`{field.name}`")
+        col = F.col(identifier(field.name))
         if keep is not None:  # aggregates skip nulls: a dropped row counts nowhere
             col = F.when(keep, col)
         in_footer = field.name not in partition_by and isinstance(field.dataType, _ATOMIC)
@@ -255,11 +256,11 @@ def plan_metrics(
                 f"incremental.column '{watermark_column}' is not in the table's columns "
                 f"{list(fields)}: keep it in the sql's output to track the watermark"
             )
-        mark = F.col(f"`{watermark_column}`")
+        mark = F.col(identifier(watermark_column))
         add(WATERMARK, F.max(mark if keep is None else F.when(keep, mark)).cast("string"))
     capped = {}
     for column in options.categorical:
-        value = F.col(f"`{column}`").cast("string")
+        value = F.col(identifier(column)).cast("string")
         values = F.collect_set(value if keep is None else F.when(keep, value))
         add(CATEGORIES + column, F.slice(F.array_sort(values), 1, options.category_cap + 1))
         add(CATEGORY_COUNT + column, F.size(values))

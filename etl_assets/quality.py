@@ -40,7 +40,7 @@ from pyspark.sql import types as T
 from etl_assets import metrics as M
 from etl_assets.hive_log import CheckRecord
 from etl_assets.specs import QualityRuleSpec, Table, parse_duration, sql_tables
-from etl_assets.writes import quote
+from etl_assets.sql_quoting import identifier
 
 # Metadata names of a rule's check result (stable: the UI shows and plots them).
 RULE = "rule"
@@ -304,7 +304,7 @@ def _condition(table: Table, rule: Rule, fields: Mapping[str, T.StructField]) ->
     if rule.kind == "not_null":
         parts = []
         for column, info in fields.items():
-            col = F.col(quote(info.name))
+            col = F.col(identifier(info.name))
             parts.append(col.isNull() | F.isnan(col) if isinstance(info.dataType, _FLOATING)
                          else col.isNull())
         bad = parts[0]
@@ -314,7 +314,7 @@ def _condition(table: Table, rule: Rule, fields: Mapping[str, T.StructField]) ->
     if rule.kind not in ("accepted_values", "range", "pattern"):
         return None
     info = next(iter(fields.values()))
-    col = F.col(quote(info.name))
+    col = F.col(identifier(info.name))
     nan = F.isnan(col) if isinstance(info.dataType, _FLOATING) else F.lit(False)
     if rule.kind == "accepted_values":
         values = [_literal(table, rule, "accepted_values.values", v, info.dataType)
@@ -339,7 +339,7 @@ def _sample_struct(schema: T.StructType, first: Sequence[str]) -> Column:
     """The columns shown for an offending row: the rule's own first, then the table's leading
     columns, at most `SAMPLE_COLUMNS`."""
     names = list(dict.fromkeys([*first, *(f.name for f in schema.fields)]))[:SAMPLE_COLUMNS]
-    return F.struct(*[F.col(quote(n)).alias(n) for n in names])
+    return F.struct(*[F.col(identifier(n)).alias(n) for n in names])
 
 
 def plan_quality(table: Table, schema: T.StructType) -> QualityPlan:
@@ -587,7 +587,7 @@ def _limited(rows: DataFrame, sample: Column) -> list[Any]:
 
 
 def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> RuleOutcome:
-    keys = [F.col(quote(c)) for c in columns.values()]
+    keys = [F.col(identifier(c)) for c in columns.values()]
     has_null = F.lit(False)
     for key in keys:
         has_null = has_null | key.isNull()
@@ -604,7 +604,7 @@ def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> RuleO
     if not outcome.passed:
         # The most duplicated keys: a second grouping, only for a failed rule (a top-5 by
         # count inside the first one cost a third of the check on a unique 5M-row key).
-        sample = F.struct(*[F.col(quote(c)).alias(c) for c in columns.values()],
+        sample = F.struct(*[F.col(identifier(c)).alias(c) for c in columns.values()],
                           F.col("__n").alias("rows"))
         outcome.samples = sample_rows(_limited(
             groups.where(duplicated).orderBy(F.col("__n").desc()), sample))
@@ -623,12 +623,12 @@ def _relationship(
     if resolved is None:
         raise QualityConfigError(f"relationship.to: column '{target_column}' is not in "
                                  f"{target}'s columns {parent.columns}")
-    keys = parent.select(F.col(quote(resolved)).alias("__ref")).distinct().withColumn(
+    keys = parent.select(F.col(identifier(resolved)).alias("__ref")).distinct().withColumn(
         "__found", F.lit(True))
-    joined = written.join(keys, F.col(quote(column)) == F.col("__ref"), "left")
-    bad = F.col(quote(column)).isNotNull() & F.col("__found").isNull()
+    joined = written.join(keys, F.col(identifier(column)) == F.col("__ref"), "left")
+    bad = F.col(identifier(column)).isNotNull() & F.col("__found").isNull()
     row = joined.agg(
-        F.count_if(F.col(quote(column)).isNotNull()).alias("judged"),
+        F.count_if(F.col(identifier(column)).isNotNull()).alias("judged"),
         F.count_if(bad).alias("bad"),
     ).first()
     outcome = judge_count(rule, int(row.bad), int(row.judged), columns)

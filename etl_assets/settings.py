@@ -38,6 +38,7 @@ Every environment variable the project reads is read here, so the rest of the co
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,9 @@ PROFILES = ("embedded", "cluster")
 CLUSTER_ENV_FILE = "cluster.env"
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
 DEFAULT_ENVIRONMENTS = PACKAGE_DIR / "environments.yaml"
+# Database names are split at their dot (`db.table`) and passed to catalog APIs as text, so
+# they hold only the characters of a spec's database (letters, digits, _).
+_NAME_PART = re.compile(r"^[A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ def load_environment(name: str, path: Path) -> Environment:
     unknown = set(entry) - {"database_prefix", "database_suffix", "spark"}
     if unknown:
         raise ValueError(f"{path}: environment '{name}': unknown fields {sorted(unknown)}")
+    for key in ("database_prefix", "database_suffix"):
+        if not _NAME_PART.match(str(entry.get(key) or "")):
+            raise ValueError(f"{path}: environment '{name}': field '{key}': "
+                             f"{entry[key]!r} may hold only letters, digits and _")
     return Environment(
         name=name,
         database_prefix=str(entry.get("database_prefix") or ""),
@@ -201,8 +209,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         environ: Mapping to read instead of `os.environ` (tests).
 
     Raises:
-        ValueError: On an unknown profile or a non-integer shuffle partition count, naming the
-            variable and the accepted values.
+        ValueError: On an unknown profile, a non-integer shuffle partition count or a log
+            database name other than letters, digits and _, naming the variable and the
+            accepted values.
     """
     env = dict(os.environ if environ is None else environ)
     home = Path(env.get("ETL_ASSETS_HOME") or DEFAULT_HOME).expanduser().resolve()
@@ -218,13 +227,17 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         raise ValueError(f"ETL_ASSETS_EXECUTOR={executor!r}: use in_process or multiprocess")
     environments = Path(env.get("ETL_ASSETS_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS)
     environment = load_environment(env.get("ETL_ENV") or "dev", environments)
+    log_db = env.get("ETL_ASSETS_LOG_DB") or "etl_log"
+    if not _NAME_PART.match(log_db):
+        raise ValueError(f"ETL_ASSETS_LOG_DB={log_db!r} may hold only letters, digits and _ "
+                         "(it names a Hive database)")
     return Settings(
         home=home,
         profile=profile,
         spark_master=env.get("SPARK_MASTER") or "local[*]",
         metastore_uri=env.get("ETL_ASSETS_METASTORE_URI") or None,
         warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
-        log_db=environment.database(env.get("ETL_ASSETS_LOG_DB") or "etl_log"),
+        log_db=environment.database(log_db),
         pipelines_dir=Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve(),
         shuffle_partitions=shuffle,
         environment=environment,

@@ -30,7 +30,13 @@ from pydantic import (
 )
 from sqlglot import exp
 
+from etl_assets.sql_quoting import escape_string
+
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Dagster's rules for definition tags (dagster._utils.tags), checked here so that a bad tag
+# names its file and table instead of failing the definitions with Dagster's own message.
+_TAG_KEY = re.compile(r"^([A-Za-z0-9_.-]{1,63}/)?[A-Za-z0-9_.-]{1,63}$")
+_TAG_VALUE = re.compile(r"^[A-Za-z0-9_.-]{0,63}$")
 
 
 class SpecError(ValueError):
@@ -47,9 +53,10 @@ def _check_identifier(value: str, what: str) -> str:
 
 
 def _check_columns(values: list[str]) -> list[str]:
+    # Any other character is fine: column names reach SQL only through sql_quoting.identifier.
     for column in values:
-        if not column.strip() or "`" in column:
-            raise ValueError(f"column name {column!r} is empty or contains a backtick")
+        if not column.strip():
+            raise ValueError(f"column name {column!r} is empty")
     return values
 
 
@@ -560,6 +567,18 @@ class TableSpec(_Strict):
     _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
     _partition_by = field_validator("partition_by")(_check_columns)
 
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            if not _TAG_KEY.match(key):
+                raise ValueError(f"tag key {key!r} may hold only letters, digits, _, - and . "
+                                 "(at most 63, with one optional namespace/ in front)")
+            if not _TAG_VALUE.match(text):
+                raise ValueError(f"tag {key}: value {text!r} may hold only letters, digits, "
+                                 "_, - and . (at most 63)")
+        return value
+
     @field_validator("sql")
     @classmethod
     def _sql_not_blank(cls, value: str) -> str:
@@ -789,9 +808,14 @@ def render_template(text: str, values: dict[str, str] | None = None) -> str:
     """Fill `{partition_start}`, `{partition_end}`, `{partition_key}`, `{run_date}` and
     `{watermark}` in SQL; other braces are left alone. Without values, sample dates are used
     (for parsing at load time).
+
+    Values are escaped for a string literal, where the specs place them (`'{watermark}'`,
+    `DATE'{run_date}'`): a watermark is data (the highest value of a column) and may hold a
+    quote, a backslash or a newline, which must not end the literal. Dates and numbers are
+    left as they are.
     """
     values = values or {}
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), "2000-01-01"), text)
+    return _PLACEHOLDER.sub(lambda m: escape_string(values.get(m.group(1), "2000-01-01")), text)
 
 
 def sql_tables(sql: str) -> set[str]:

@@ -28,7 +28,7 @@ from etl_assets import quality as Q
 from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, parse_duration, render_template
-from etl_assets.writes import quote
+from etl_assets.sql_quoting import identifier
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def filter_past_watermark(
             f"{where}: field 'incremental.column': '{incremental.column}' is not a column of "
             f"the input '{table.incremental_input}' (columns: {frame.columns})")
     data_type = frame.schema[incremental.column].dataType
-    column = F.col(quote(incremental.column))
+    column = F.col(identifier(incremental.column))
     bound = _below_by_lookback(F.lit(watermark).cast(data_type), data_type,
                                incremental.lookback_value, where)
     observation = None
@@ -319,7 +319,7 @@ def combine_with_existing(
         condition = F.expr(render_template(spec.target_condition or "", request.template_values()))
         kept = existing.where(~F.coalesce(condition, F.lit(False)))
     else:
-        keys = [quote(k) for k in spec.merge_keys]
+        keys = [identifier(k) for k in spec.merge_keys]
         missing = [k for k in spec.merge_keys if k not in new.columns]
         if missing:
             raise LoadError(
@@ -327,6 +327,8 @@ def combine_with_existing(
                 f"sql's columns {new.columns}"
             )
         kept = existing.join(new.select(*keys).distinct(), spec.merge_keys, "left_anti")
+        # A join on names puts the keys first: keep the table's own column order.
+        kept = kept.select(*[identifier(c) for c in existing.columns])
     return kept.unionByName(new, allowMissingColumns=True)
 
 
@@ -355,7 +357,7 @@ def load_table(
     mode = effective_mode(table, request)
     partition_columns = spec.hive_partition_columns
     if not spark.catalog.databaseExists(table.database):
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {quote(table.database)}")
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {identifier(table.database)}")
     db_location = spark.catalog.getDatabase(table.database).locationUri.rstrip("/")
     loads_root = f"{db_location}/{spec.name}{LOADS_SUFFIX}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -478,7 +480,7 @@ def in_window(frame: DataFrame, table: Table, request: LoadRequest) -> DataFrame
     spec = table.spec
     if not (spec.partitions and request.window):
         return frame
-    column = F.col(quote(spec.partitions.column))
+    column = F.col(identifier(spec.partitions.column))
     kind = frame.schema[spec.partitions.column].dataType
     start, end = request.window
     return frame.where((column >= F.lit(start).cast(kind)) & (column < F.lit(end).cast(kind)))

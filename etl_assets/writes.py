@@ -30,6 +30,13 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.anomaly import compare_schemas
+from etl_assets.sql_quoting import (
+    column_definitions,
+    identifier,
+    partition_spec,
+    string_literal,
+    table_name,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,15 +57,6 @@ def delete_path(spark: SparkSession, path: str) -> None:
         fs.delete(hpath, True)
 
 
-def quote(name: str) -> str:
-    """A backticked identifier."""
-    return f"`{name.replace('`', '``')}`"
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def ordered_schema(schema: T.StructType, partition_columns: list[str]) -> T.StructType:
     """The table's column order: partition columns last, as Spark lays out the files."""
     fields = [f for f in schema if f.name not in partition_columns]
@@ -67,13 +65,13 @@ def ordered_schema(schema: T.StructType, partition_columns: list[str]) -> T.Stru
 
 
 def _ddl(schema: T.StructType) -> str:
-    return ", ".join(f"{quote(f.name)} {f.dataType.simpleString()}" for f in schema)
+    return column_definitions([(f.name, f.dataType.simpleString()) for f in schema])
 
 
 def table_info(spark: SparkSession, qualified: str, partition: str = "") -> dict[str, str]:
     """`Location` and `Type` of a table (or of one partition, given its spec SQL)."""
     clause = f" PARTITION ({partition})" if partition else ""
-    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {qualified}{clause}").collect()
+    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table_name(qualified)}{clause}").collect()
     info: dict[str, str] = {}
     for row in rows:
         # With PARTITION, the partition's own Location comes first, the table's after it.
@@ -93,13 +91,13 @@ def create_external(
     """Create an external Parquet table on a folder (partitions found in it if `recover`)."""
     partitioned = ""
     if partition_columns:
-        partitioned = f" PARTITIONED BY ({', '.join(quote(p) for p in partition_columns)})"
+        partitioned = f" PARTITIONED BY ({', '.join(identifier(p) for p in partition_columns)})"
     spark.sql(
-        f"CREATE TABLE {qualified} ({_ddl(schema)}) USING parquet{partitioned} "
-        f"LOCATION {_literal(location)}"
+        f"CREATE TABLE {table_name(qualified)} ({_ddl(schema)}) USING parquet{partitioned} "
+        f"LOCATION {string_literal(location)}"
     )
     if partition_columns and recover:
-        spark.sql(f"ALTER TABLE {qualified} RECOVER PARTITIONS")
+        spark.sql(f"ALTER TABLE {table_name(qualified)} RECOVER PARTITIONS")
 
 
 @dataclass(frozen=True)
@@ -164,14 +162,14 @@ def replace_table(
     old = _our_locations(spark, qualified, meta, loads_root)
     ours = meta.external and meta.location.startswith(loads_root)
     if ours and not partition_columns and meta.same_shape(schema, []):
-        spark.sql(f"ALTER TABLE {qualified} SET LOCATION {_literal(location)}")
+        spark.sql(f"ALTER TABLE {table_name(qualified)} SET LOCATION {string_literal(location)}")
         spark.catalog.refreshTable(qualified)
         return old
     database, name = qualified.split(".", 1)
     swap = f"{database}.{name}__swap_{uuid.uuid4().hex[:8]}"
     create_external(spark, swap, schema, partition_columns, location)
-    spark.sql(f"DROP TABLE {qualified}")
-    spark.sql(f"ALTER TABLE {swap} RENAME TO {qualified}")
+    spark.sql(f"DROP TABLE {table_name(qualified)}")
+    spark.sql(f"ALTER TABLE {table_name(swap)} RENAME TO {table_name(qualified)}")
     spark.catalog.refreshTable(qualified)
     return old
 
@@ -195,9 +193,7 @@ class WrittenPartition:
     @property
     def spec(self) -> str:
         """The partition spec for SQL: `col='value', ...` (NULL values use Hive's name)."""
-        return ", ".join(
-            f"{quote(c)}={_literal(HIVE_NULL if v is None else v)}" for c, v in self.values
-        )
+        return partition_spec([(c, HIVE_NULL if v is None else v) for c, v in self.values])
 
     @property
     def key(self) -> str:
@@ -217,7 +213,8 @@ def written_partitions(
             name = status.getPath().getName()
             if not status.isDirectory() or "=" not in name:
                 continue
-            column, raw = name.split("=", 1)
+            escaped, raw = name.split("=", 1)
+            column = unquote(escaped)  # Hive escapes quotes, `=`, `/` ... in column names too
             if column != partition_columns[depth]:
                 continue
             value = None if raw == HIVE_NULL else unquote(raw)
@@ -235,12 +232,9 @@ def written_partitions(
 def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
     """The table's partitions as SQL partition specs."""
     specs = []
-    for row in spark.sql(f"SHOW PARTITIONS {qualified}").collect():
-        parts = []
-        for piece in row[0].split("/"):
-            column, raw = piece.split("=", 1)
-            parts.append(f"{quote(unquote(column))}={_literal(unquote(raw))}")
-        specs.append(", ".join(parts))
+    for row in spark.sql(f"SHOW PARTITIONS {table_name(qualified)}").collect():
+        pieces = [piece.split("=", 1) for piece in row[0].split("/")]
+        specs.append(partition_spec([(unquote(column), unquote(raw)) for column, raw in pieces]))
     return specs
 
 
@@ -258,7 +252,7 @@ def partition_locations(spark: SparkSession, qualified: str,
     partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
     for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
         values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
-        spec = ", ".join(f"{quote(c)}={_literal(values[c])}" for c in columns)
+        spec = partition_spec([(c, values[c]) for c in columns])
         found[spec] = partition.location().toString()
     return found
 
@@ -300,10 +294,10 @@ def require_same_columns(
     problems = []
     if diff.retyped:
         problems.append("retyped " + ", ".join(
-            f"{quote(n)} {a} → {b}" for n, (a, b) in diff.retyped.items()))
+            f"{identifier(n)} {a} → {b}" for n, (a, b) in diff.retyped.items()))
     if diff.removed:
         problems.append("missing " + ", ".join(
-            f"{quote(n)} ({t})" for n, t in diff.removed.items()))
+            f"{identifier(n)} ({t})" for n, t in diff.removed.items()))
     if problems:
         raise SchemaChangeError(
             f"{qualified}: the new rows change the table's schema ({'; '.join(problems)}) and "
@@ -332,7 +326,7 @@ def ensure_partitioned_table(
     added = require_same_columns(qualified, spark.table(qualified).schema, schema,
                                  "partitions of one table share a schema")
     if added:
-        spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({_ddl(T.StructType(added))})")
+        spark.sql(f"ALTER TABLE {table_name(qualified)} ADD COLUMNS ({_ddl(T.StructType(added))})")
 
 
 def replace_partitions(
@@ -353,18 +347,19 @@ def replace_partitions(
     for partition in partitions:
         if partition.spec in existing:
             location = existing[partition.spec]
-            spark.sql(f"ALTER TABLE {qualified} PARTITION ({partition.spec}) "
-                      f"SET LOCATION {_literal(partition.path)}")
+            spark.sql(f"ALTER TABLE {table_name(qualified)} PARTITION ({partition.spec}) "
+                      f"SET LOCATION {string_literal(partition.path)}")
             if location.startswith(loads_root) and location != partition.path:
                 old.append(location)
         else:
-            added.append(f"PARTITION ({partition.spec}) LOCATION {_literal(partition.path)}")
+            added.append(
+                f"PARTITION ({partition.spec}) LOCATION {string_literal(partition.path)}")
     if added:  # new partitions in one metastore call: a backfill appears at once
-        spark.sql(f"ALTER TABLE {qualified} ADD " + " ".join(added))
+        spark.sql(f"ALTER TABLE {table_name(qualified)} ADD " + " ".join(added))
     for spec in drop:
         if spec in existing:
             location = existing[spec]
-            spark.sql(f"ALTER TABLE {qualified} DROP IF EXISTS PARTITION ({spec})")
+            spark.sql(f"ALTER TABLE {table_name(qualified)} DROP IF EXISTS PARTITION ({spec})")
             if location.startswith(loads_root):
                 old.append(location)
     spark.catalog.refreshTable(qualified)
@@ -396,14 +391,15 @@ def append_files(
                 target = table_info(spark, qualified, partition.spec)["Location"]
                 _move_files(spark, partition.path, target)
             else:
-                spark.sql(f"ALTER TABLE {qualified} ADD PARTITION ({partition.spec}) "
-                          f"LOCATION {_literal(partition.path)}")
+                spark.sql(f"ALTER TABLE {table_name(qualified)} ADD PARTITION ({partition.spec}) "
+                          f"LOCATION {string_literal(partition.path)}")
     else:
         meta = table_meta(spark, qualified)
         added = require_same_columns(qualified, meta.schema, schema,
                                      "appended rows join the table's rows")
         if added:  # older files lack them: Parquet reads them as null
-            spark.sql(f"ALTER TABLE {qualified} ADD COLUMNS ({_ddl(T.StructType(added))})")
+            spark.sql(f"ALTER TABLE {table_name(qualified)} ADD COLUMNS "
+                      f"({_ddl(T.StructType(added))})")
         _move_files(spark, location, meta.location)
     spark.catalog.refreshTable(qualified)
 
@@ -468,7 +464,7 @@ def _append_records(spark: SparkSession, qualified: str, schema: T.StructType,
             _move_files(spark, staged, folder)
             delete_path(spark, staged)
             if not known:
-                added.append((f"{quote(partition_column)}={_literal(str(value))}", folder))
+                added.append((partition_spec([(partition_column, str(value))]), folder))
     if added:
         _add_partitions(spark, qualified, added)
     spark.catalog.refreshTable(qualified)
@@ -480,9 +476,10 @@ def _add_partitions(spark: SparkSession, qualified: str, added: list[tuple[str, 
     One `ALTER TABLE ... ADD PARTITION` per partition cost a statement and a metastore round
     trip each, so an append spanning many days (a seeded or imported log) paid once per day.
     """
-    clauses = " ".join(f"PARTITION ({spec}) LOCATION {_literal(folder)}" for spec, folder in added)
+    clauses = " ".join(f"PARTITION ({spec}) LOCATION {string_literal(folder)}"
+                       for spec, folder in added)
     try:
-        spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS {clauses}")
+        spark.sql(f"ALTER TABLE {table_name(qualified)} ADD IF NOT EXISTS {clauses}")
     except AnalysisException:
         # Another writer may have added one of them meanwhile, and the batch is all or nothing:
         # add the missing ones one by one; a partition still missing after that is an error.
@@ -490,8 +487,9 @@ def _add_partitions(spark: SparkSession, qualified: str, added: list[tuple[str, 
             if _has_partition(spark, qualified, spec):
                 continue
             try:
-                spark.sql(f"ALTER TABLE {qualified} ADD IF NOT EXISTS PARTITION ({spec}) "
-                          f"LOCATION {_literal(folder)}")
+                spark.sql(f"ALTER TABLE {table_name(qualified)} ADD IF NOT EXISTS "
+                          f"PARTITION ({spec}) "
+                          f"LOCATION {string_literal(folder)}")
             except AnalysisException:
                 if not _has_partition(spark, qualified, spec):
                     raise  # not the race with another writer adding the same partition
@@ -527,7 +525,7 @@ def _partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str])
 
 
 def _has_partition(spark: SparkSession, qualified: str, spec: str) -> bool:
-    return bool(spark.sql(f"SHOW PARTITIONS {qualified} PARTITION ({spec})").take(1))
+    return bool(spark.sql(f"SHOW PARTITIONS {table_name(qualified)} PARTITION ({spec})").take(1))
 
 
 def _move_files(spark: SparkSession, source: str, target: str) -> None:
