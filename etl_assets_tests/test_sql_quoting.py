@@ -263,6 +263,8 @@ def test_hostile_names_and_values_load_and_come_back_unchanged(
     assertDataFrameEqual(spark.table("t_hostile.hostile_append").select(*columns), everything)
     assertDataFrameEqual(spark.table("t_hostile.hostile_merge").select(*columns), everything)
     merged = spark.table("t_hostile.hostile_merge")
+    # The second (merging) load keeps the table's column order: the key is not moved first.
+    assert merged.columns == ["id", WEIRD, TEXT, "k", "mark", PART]
     assert merged.where(F.col(S.identifier(PART)) != F.col("k")).isEmpty()
     values = {r[3] for r in FIRST + LATER}
     for name, column in (("hostile_append", "k"), ("hostile_merge", PART)):
