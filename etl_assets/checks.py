@@ -39,6 +39,7 @@ from etl_assets.anomaly import (
     compare_schemas,
     evaluate,
 )
+from etl_assets.feedback import Decisions, read_decisions
 from etl_assets.hive_log import CheckRecord
 from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.tables import EtlLogResource, partitions_definition
@@ -414,18 +415,76 @@ def evaluate_table(
     partitions = partitions_definition(table)
     if partitions is not None and latest.partition:
         history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
+    decisions = read_decisions(instance, key)
+    history, baseline_note = apply_rebaseline(history, latest, decisions)
+    accepted = set(decisions.accepted)
     outcomes = []
     if ROW_COUNT_CHECK in selected:
         flagged, _ = _flags(instance, dg.AssetCheckKey(key, ROW_COUNT_CHECK), limit)
-        outcomes.append(row_count_outcome(table, latest, history, flagged))
+        outcomes.append(row_count_outcome(table, latest, history, flagged - accepted))
     if SUMS_CHECK in selected:
         _, per_metric = _flags(instance, dg.AssetCheckKey(key, SUMS_CHECK), limit)
+        per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(sums_outcome(table, latest, history, per_metric))
+    for outcome in outcomes:
+        _note_decisions(outcome, latest, history, decisions, baseline_note)
     if SCHEMA_CHECK in selected:
         outcomes.append(schema_outcome(table, latest, history))
     if CATEGORY_CHECK in selected:
         outcomes.append(category_outcome(table, latest, history))
     return latest, outcomes
+
+
+def apply_rebaseline(
+    history: list[Point], latest: Point, decisions: Decisions
+) -> tuple[list[Point], str | None]:
+    """The history from the newest re-baselined load on (that load included), and a note.
+
+    A time-partitioned table is cut by partition (the re-baselined partition and later ones),
+    others by event-log order. A re-baseline of the latest load itself leaves no history:
+    the next loads are judged against it.
+    """
+    decision = decisions.rebaseline
+    if decision is None:
+        return history, None
+    if decision.partition and latest.partition:
+        if latest.partition < decision.partition:
+            return history, None  # judged before the re-baseline (a backfill, a backtest)
+    elif latest.storage_id < decision.target_storage_id:
+        return history, None
+    if latest.storage_id == decision.target_storage_id or (
+            decision.partition and latest.partition == decision.partition):
+        kept: list[Point] = []
+    elif decision.partition and latest.partition:
+        kept = [p for p in history if (p.partition or "") >= decision.partition]
+    else:
+        kept = [p for p in history if p.storage_id >= decision.target_storage_id]
+    start = next((p for p in [*kept, latest] if p.storage_id == decision.target_storage_id
+                  or (decision.partition and p.partition == decision.partition)), None)
+    when = (start.partition or start.day.isoformat()) if start else decision.target_run_id[:8]
+    return kept, f"baseline from {when}, {decision.describe()}"
+
+
+def _note_decisions(
+    outcome: Outcome,
+    latest: Point,
+    history: Sequence[Point],
+    decisions: Decisions,
+    baseline_note: str | None,
+) -> None:
+    """Say in the verdict what feedback shaped it (re-baseline, accepted loads in its window)."""
+    notes = []
+    if baseline_note:
+        notes.append(baseline_note)
+    mine = decisions.accepted.get(latest.storage_id)
+    if mine is not None:
+        notes.append(f"this load was {mine.describe()}")
+    in_window = sum(1 for p in history if p.storage_id in decisions.accepted)
+    if in_window:
+        notes.append(f"{in_window} accepted load{'s' if in_window > 1 else ''} in the baseline")
+    if notes:
+        outcome.description += "; " + "; ".join(notes)
+        outcome.metadata["feedback"] = "; ".join(notes)
 
 
 def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
