@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -46,9 +47,13 @@ def pure_default(case: Case) -> bool:
 
 
 class DagsterDefault:
-    """The default check through Dagster: runless materializations, then the check alone."""
+    """The default check through Dagster: runless materializations, then the check alone.
 
-    def __init__(self, folder: Path) -> None:
+    One instance (SQLite, temporary folder) and one daily-partitioned table per case, so each
+    case's history is the only history its check reads.
+    """
+
+    def __init__(self, folder: Path, cases: int) -> None:
         import dagster as dg
 
         from etl_assets.specs import load_project
@@ -56,30 +61,34 @@ class DagsterDefault:
         self._dg = dg
         spec = folder / "eval.yaml"
         spec.write_text(
-            "database: eval\nsources: {src: {format: parquet, path: /nowhere}}\n"
-            "tables:\n  - {name: t, inputs: [src], sql: SELECT * FROM src,"
-            " partitions: {daily: {column: day, start: '2025-01-01'}}}\n")
-        self._table = load_project(folder, [spec]).tables["t"]
+            "database: eval\nsources: {src: {format: parquet, path: /nowhere}}\ntables:\n" + "".join(
+                f"  - {{name: t{i}, inputs: [src], sql: SELECT * FROM src,"
+                f" partitions: {{type: daily, column: day, start: '2025-01-01'}}}}\n"
+                for i in range(cases)))
+        self._tables = load_project(folder, [spec]).tables
         (folder / "dagster").mkdir()
-        self._folder = folder / "dagster"
+        self._context = dg.DagsterInstance.local_temp(str(folder / "dagster"))
+        self._instance = self._context.__enter__()
         self._count = 0
+
+    def close(self) -> None:
+        self._context.__exit__(None, None, None)
 
     def __call__(self, case: Case) -> bool:
         from etl_assets import metrics as M
         from etl_assets.checks import NULLS_CHECK, ROW_COUNT_CHECK, evaluate_table
 
         dg = self._dg
+        table = self._tables[f"t{self._count}"]
         self._count += 1
-        key = dg.AssetKey("t")
-        with dg.DagsterInstance.local_temp(str(self._folder / str(self._count))) as instance:
-            for value, day in [*zip(case.history, case.dates), (case.value, case.value_date)]:
-                metadata = self._metadata(case, value, M)
-                instance.report_runless_asset_event(dg.AssetMaterialization(
-                    key, partition=day.isoformat(), metadata=metadata))
-            check = NULLS_CHECK if case.metric == "null_fraction" else ROW_COUNT_CHECK
-            latest, outcomes = evaluate_table(instance, self._table, {check})
-            assert latest is not None and len(outcomes) == 1, outcomes
-            return not outcomes[0].passed
+        key = dg.AssetKey(table.name)
+        for value, day in [*zip(case.history, case.dates), (case.value, case.value_date)]:
+            self._instance.report_runless_asset_event(dg.AssetMaterialization(
+                key, partition=day.isoformat(), metadata=self._metadata(case, value, M)))
+        check = NULLS_CHECK if case.metric == "null_fraction" else ROW_COUNT_CHECK
+        latest, outcomes = evaluate_table(self._instance, table, {check})
+        assert latest is not None and len(outcomes) == 1, outcomes
+        return not outcomes[0].passed
 
     @staticmethod
     def _metadata(case: Case, value: float, M) -> dict:
@@ -115,11 +124,16 @@ def main() -> int:
     args = parser.parse_args()
     cases = build_suite(args.per_kind)
     with tempfile.TemporaryDirectory() as folder:
-        default = DagsterDefault(Path(folder)) if args.path == "dagster" else pure_default
+        default = (DagsterDefault(Path(folder), len(cases)) if args.path == "dagster"
+                   else pure_default)
         detectors = {"default": default, "seed_50pct": seed_rule,
                      "deequ_online_normal": deequ_online_normal,
                      "elementary_zscore": elementary_zscore}
+        started = time.perf_counter()
         results = {name: score(cases, fn) for name, fn in detectors.items()}
+        elapsed = time.perf_counter() - started
+        if isinstance(default, DagsterDefault):
+            default.close()
     out = sys.stdout
     anomalies = sum(c.anomaly for c in cases)
     out.write(f"{len(cases)} cases ({anomalies} anomalies) from {args.per_kind} histories of "
@@ -136,7 +150,7 @@ def main() -> int:
     for name in detectors:
         tp, fp, fn, tn = results[name][0]["overall"]
         out.write(f"\n{name}: tp {tp}, fp {fp}, fn {fn}, tn {tn}")
-    out.write("\n")
+    out.write(f"\n({elapsed:.0f} s)\n")
     if args.show_misses:
         for case in results["default"][1]:
             out.write(f"default wrong: {case.name} value {case.value:,.4g} "
