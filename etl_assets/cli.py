@@ -119,7 +119,8 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
                          ("rebaseline", "judge the table's later loads from this load on")):
         decide = sub.add_parser(action, help=what)
         decide.add_argument("table")
-        decide.add_argument("--run", required=True, help="the run id of the load")
+        decide.add_argument("--run", required=True,
+                            help="the run id of the load, or `latest` (the table's newest load)")
         decide.add_argument("--note", default="", help="why (shown in later verdicts)")
         decide.add_argument("--by", default="", help="who decides (default: $USER)")
     replay = sub.add_parser("backtest", help="replay a table's history through a check rule")
@@ -183,6 +184,11 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 return _print_backtest(replayed, args, sys.stdout)
             from etl_assets.definitions import build_definitions
 
+            if args.run == "latest":
+                newest = instance.fetch_materializations(dg.AssetKey(args.table), limit=1).records
+                if not newest:
+                    raise FeedbackError(f"table {args.table!r} has no recorded load")
+                args.run = newest[0].run_id
             job = build_definitions(settings).get_job_def(FEEDBACK_JOB)
             config = {"table": args.table, "run_id": args.run, "action": args.command,
                       "note": args.note, "by": args.by}
