@@ -34,7 +34,7 @@ from anomaly_suite import (  # noqa: E402
 
 from etl_assets.anomaly import AnomalyConfig, evaluate  # noqa: E402
 
-RATIO_CONFIG = AnomalyConfig(abs_floor=0.0, zero_is_anomaly=False)
+RATIO_CONFIG = AnomalyConfig(abs_floor=0.01, zero_is_anomaly=False)
 """The null-fraction check's defaults (a 0–1 metric: no absolute floor, zero is good)."""
 
 

@@ -52,9 +52,13 @@ def _calm(rng: random.Random, seed: int) -> list[Case]:
     level = rng.uniform(1e4, 2e6)
     noise = rng.uniform(0.005, 0.03)
     length = rng.randint(20, 45)
-    series = [level * (1 + rng.gauss(0, noise)) for _ in range(length)]
-    normal = level * (1 + rng.gauss(0, noise))
-    bad = level * (rng.choice([0.7, 0.65, 0.6]) if seed % 2 else rng.choice([1.4, 1.5, 1.6]))
+    if seed % 3 == 2:  # uniform wobble of at most "a few percent"
+        draw = lambda: rng.uniform(-2 * noise, 2 * noise)  # noqa: E731
+    else:
+        draw = lambda: rng.gauss(0, noise)  # noqa: E731
+    series = [level * (1 + draw()) for _ in range(length)]
+    normal = level * (1 + draw())
+    bad = level * (rng.uniform(0.5, 0.7) if seed % 2 else rng.uniform(1.4, 2.0))
     return [_case("calm", f"calm-{seed}-normal", series, round(normal), False),
             _case("calm", f"calm-{seed}-{'drop' if seed % 2 else 'spike'}", series, round(bad),
                   True)]
@@ -77,6 +81,11 @@ def _dimension(rng: random.Random, seed: int) -> list[Case]:
     level = float(rng.randint(2_000, 500_000))
     length = rng.randint(15, 40)
     series = [level] * length
+    if seed % 3 == 1:  # a dimension that gains a handful of rows now and then
+        for i in range(length):
+            if rng.random() < 0.15:
+                level += rng.randint(1, 5)
+            series[i] = level
     return [_case("dimension", f"dim-{seed}-same", series, level, False),
             _case("dimension", f"dim-{seed}-grew", series, level + rng.randint(0, 5), False),
             _case("dimension", f"dim-{seed}-lost", series,
@@ -91,13 +100,14 @@ def _weekly(rng: random.Random, seed: int) -> list[Case]:
     cases = []
     for target, label in ((5, "saturday"), (0, "monday")):
         length = weeks * 7 + target  # the value under test falls on `target`
-        series = [(weekend if i % 7 >= 5 else weekday) * (1 + rng.gauss(0, noise))
-                  for i in range(length)]
-        usual = weekend if target >= 5 else weekday
+        growth = rng.choice([0.0, 0.0, 0.002, 0.005])  # per day
+        series = [(weekend if i % 7 >= 5 else weekday) * (1 + growth) ** i
+                  * (1 + rng.gauss(0, noise)) for i in range(length)]
+        usual = (weekend if target >= 5 else weekday) * (1 + growth) ** length
         normal = usual * (1 + rng.gauss(0, noise))
         cases.append(_case("weekly", f"weekly-{seed}-{label}-normal", series, round(normal),
                            False))
-        bad = weekday if target >= 5 else weekday * 0.6
+        bad = (weekday if target >= 5 else weekday * 0.6) * (1 + growth) ** length
         cases.append(_case("weekly", f"weekly-{seed}-{label}-bad", series,
                            round(bad * (1 + rng.gauss(0, noise))), True))
     return cases
@@ -127,7 +137,10 @@ def _null_fraction(rng: random.Random, seed: int) -> list[Case]:
 def _noisy(rng: random.Random, seed: int) -> list[Case]:
     level = rng.uniform(1e4, 1e6)
     length = rng.randint(20, 40)
-    series = [level * (1 + rng.uniform(-0.35, 0.35)) for _ in range(length)]
+    if seed % 2:
+        series = [level * (1 + rng.uniform(-0.35, 0.35)) for _ in range(length)]
+    else:
+        series = [level * max(0.05, 1 + rng.gauss(0, 0.18)) for _ in range(length)]
     return [_case("noisy", f"noisy-{seed}-dip", series, round(level * 0.7), False),
             _case("noisy", f"noisy-{seed}-peak", series, round(level * 1.3), False)]
 
@@ -157,6 +170,8 @@ def _after_incident(rng: random.Random, seed: int) -> list[Case]:
     length = rng.randint(15, 35)
     series = [level * (1 + rng.gauss(0, 0.03)) for _ in range(length)]
     series[-1] = rng.choice([0.0, level * 0.2, level * 3])
+    if seed % 3 == 0:
+        series[-2] = series[-1]
     return [_case("after_incident", f"after-{seed}", series,
                   round(level * (1 + rng.gauss(0, 0.03))), False)]
 

@@ -537,6 +537,16 @@ class _Band:
     slope: float = 0.0
     log_scale: bool = False
 
+    def at(self, ahead: int) -> tuple[float, float]:
+        """(lower, upper) moved `ahead` runs along the band's trend (as is without one)."""
+        if not self.slope or not ahead:
+            return self.lower, self.upper
+        if self.log_scale:
+            factor = math.exp(self.slope * ahead)
+            return self.lower * factor, self.upper * factor
+        shift = self.slope * ahead
+        return self.lower + shift, self.upper + shift
+
 
 def _select_with_seasonality(
     history: Sequence[float | None],
@@ -681,16 +691,19 @@ def _select(
         older = [point for point, flagged in entries[runs:] if not flagged][:window]
         if len(older) >= config.min_history:
             old_band = _band(older[::-1], config)
-            tail = [point for point, _ in entries[:runs]]
+            # entries[i] lies runs - 1 - i runs after the first tail point, where the old band
+            # is centered: a trend band is carried along to it (a level band stays put).
+            tail = [(point, runs - 1 - i) for i, (point, _) in enumerate(entries[:runs])]
             side = 0
-            if all(point > old_band.upper for point in tail):
+            if all(point > old_band.at(ahead)[1] for point, ahead in tail):
                 side = 1
-            elif all(point < old_band.lower for point in tail):
+            elif all(point < old_band.at(ahead)[0] for point, ahead in tail):
                 side = -1
             if side:
                 regime: list[float] = []
-                for point, _ in entries:
-                    outside = point > old_band.upper if side > 0 else point < old_band.lower
+                for i, (point, _) in enumerate(entries):
+                    lower, upper = old_band.at(runs - 1 - i)
+                    outside = point > upper if side > 0 else point < lower
                     if not outside or len(regime) == window:
                         break
                     regime.append(point)

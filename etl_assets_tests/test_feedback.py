@@ -182,3 +182,29 @@ tables:
     with pytest.raises(SystemExit):
         cli_main(["backtest", "orders", "--set", "rule"])
     assert "--set takes NAME=VALUE" in capsys.readouterr().err
+
+
+def test_accept_from_the_command_line_records_the_decision(
+    spark: SparkSession, settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    capsys: pytest.CaptureFixture
+) -> None:
+    write_spec(tmp_path / "pipelines", """
+database: t_feedback
+sources: {src: {format: parquet, path: /nowhere}}
+tables:
+  - {name: orders, inputs: [src], sql: SELECT * FROM src}
+""")
+    monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "pipelines"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    with dg.DagsterInstance.get() as instance:
+        load = _load(instance, 1000)
+    assert cli_main(["accept", "orders", "--run", "latest", "--note", "known"]) == 0
+    assert f"orders: accepted the load of run {load.run_id}" in capsys.readouterr().out
+    with dg.DagsterInstance.get() as instance:
+        (observation,) = instance.fetch_observations(KEY, limit=5).records
+        meta = observation.asset_observation.metadata
+        assert meta["etl/target_run_id"].value == load.run_id
+        assert meta["etl/note"].value == "known"
+    assert cli_main(["rebaseline", "orders", "--run", "nope"]) == 1
+    assert "no run 'nope'" in capsys.readouterr().err
