@@ -11,8 +11,8 @@ Every history rule builds a band ``center ± half_width`` from the baseline poin
 "Baseline" below) and flags a value outside it. The half width is never smaller than
 `AnomalyConfig.abs_floor`, so tiny tables do not alarm on a change of a few rows.
 
-- ``relative_change`` (the seed rule): center = median, half width = ``max_change × |median|``.
-  Example: median 1,000, ``max_change=0.5`` → allowed 500–1,500; 412 is flagged.
+- ``relative_change`` (the seed rule): center = median, half width = ``max_change × |median|``
+  (``max_change`` 0.5 when unset). Example: median 1,000 → allowed 500–1,500; 412 is flagged.
 - ``mad``: center = median, half width = ``mad_threshold × 1.4826 × MAD`` (MAD = median of
   absolute deviations from the median; 1.4826 × MAD estimates the standard deviation of normal
   data). Example: history 990, 1,000, 1,010, 1,000, 995 → median 1,000, MAD 5, sigma ≈ 7.4,
@@ -20,11 +20,27 @@ Every history rule builds a band ``center ± half_width`` from the baseline poin
 - ``zscore``: center = mean, half width = ``z_threshold × sample standard deviation`` of the
   baseline after robust outlier removal. Example: mean 1,000, sd 20, ``z_threshold=3`` → allowed
   940–1,060.
-- ``auto`` (the default): center = median, half width = ``max(max_change × |median|,
-  mad_threshold × robust sigma, abs_floor)``. A value is flagged only when it is outside the
-  relative band *and* outside the robust band *and* further than `abs_floor` from the median.
-  Example: median 1,000, robust sigma 40, defaults → half width max(500, 140, 10) = 500 →
-  allowed 500–1,500: a 60% drop (400) and an 80% spike (1,800) are flagged.
+- ``auto`` (the default) adapts to each series:
+
+  * *Scale.* A series that is never negative (counts, sums of amounts) is judged on the log
+    scale: its spread and trend are relative and the band is a ratio band. Other series are
+    judged on the linear scale.
+  * *Center.* The median, or the series' own trend when it has one: a Theil-Sen line (median
+    of pairwise slopes, robust to a few incidents) is taken when its residual spread is below
+    60% of the level's and it rises more than 5 residual sigmas over the window; the center is
+    then the line's value for the next run. Example: +4% per run for 30 runs → the center is
+    today's expected level (3.2× the first run), not the median 15 runs behind.
+  * *Width.* ``mad_threshold`` (3.5) robust sigmas of the residuals, widened by
+    ``1 + 1/sqrt(n)`` for a short baseline, and never narrower than the relative floor:
+    ``max_change`` when set, else ±10% (as a ratio: 1,000 → 909–1,100), nor than `abs_floor`.
+    Examples: a calm table at 1,000 ± 2% → allowed 909–1,100, so a 30% drop and a 40% spike
+    are flagged; a table swinging ±35% (robust sigma ≈ 0.26 on the log scale) → allowed about
+    340–2,900, so a 30% dip passes.
+  * *Constant series.* When every baseline point is the same (a dimension table), a loss of
+    more than 2% is flagged (48,091 → 47,000 is); growth up to the relative floor passes.
+  * *Weekly season, found by itself.* With dates and `weekday_seasonality` unset, the last
+    10 weeks are searched for a weekly pattern (`weekly_pattern`); when it holds, the value is
+    judged against the same weekday only and the verdict says "weekly pattern detected".
 - ``bounds``: only the absolute `min`/`max` are checked; no history is needed.
 
 Absolute bounds (`min`, `max`) are checked with every rule and need no history. A zero value is
@@ -63,17 +79,20 @@ Baseline
    ``insufficient_history`` and says how many points exist ("insufficient history: 2 of 5
    points"); bounds and missing values are still flagged since they need no history.
 
-Why these defaults (`auto`, max_change 0.5, window 30, mad_threshold 3.5, abs_floor 10)
---------------------------------------------------------------------------------------------
-- A pure median/MAD band is too tight for real tables: steady growth of +1% per run puts the
-  newest value ~16% above the median of the last 30 runs (the median lags 15 runs), which is
-  many MADs away. The relative band (±50%) tolerates growth up to ~2.6% per run, and faster
-  growth is absorbed by the level-shift step.
-- A pure relative band is too tight for very noisy tables (sd above ~15%); the MAD band widens
-  the allowed range there, so noisy-but-stable tables stay quiet. 3.5 is the usual cut-off for
-  the modified z-score (Iglewicz and Hoaglin).
-- The median (not the mean) and the outlier removal mean one past zero or drop in the window
-  does not move the baseline: the day after an incident passes.
+Why these defaults (`auto`, window 30, mad_threshold 3.5, abs_floor 10, floor ±10%)
+----------------------------------------------------------------------------------------
+- A fixed ±50% band (the seed rule, and this rule's floor before) misses what matters on
+  calm tables: a 30% drop on a table that never moves more than 3% is an incident. The band
+  follows the series' own spread instead, with a ±10% floor so a table of 1.5M rows moving by
+  a few hundred does not alarm on a 5% change.
+- A median lags a trend: +4% per run puts today 1.8× above the median of the last 30 runs, so
+  a load 50% below the trend looked normal. The Theil-Sen center follows the trend, and the
+  two tests (residual spread, rise in sigmas) keep noise from passing for a trend.
+- A wide-noise series keeps its wide band: 3.5 robust sigmas is the usual cut-off for the
+  modified z-score (Iglewicz and Hoaglin).
+- The median (or Theil-Sen line) and the outlier removal mean one past zero or spike in the
+  window does not move the baseline: the day after an incident passes, and an old spike does
+  not widen the band of a calm table.
 - A level that has held for ``level_shift_runs`` (5) runs becomes the baseline, so a table
   whose volume doubled 10 runs ago is quiet again; at most 5 runs alarm after a step change.
 - ``abs_floor=10`` keeps tables of a handful of rows (5 → 8) quiet. Set it to 0 for ratio
@@ -100,6 +119,30 @@ MAD_TO_SIGMA = 1.4826
 
 MEAN_AD_TO_SIGMA = 1.2533
 """1.2533 × mean absolute deviation estimates the standard deviation (used when MAD is 0)."""
+
+RELATIVE_CHANGE_DEFAULT = 0.5
+"""`max_change` of the ``relative_change`` rule when unset (the seed's 50%)."""
+
+DEFAULT_MIN_CHANGE = 0.1
+"""The ``auto`` band is never narrower than ±10% (when `max_change` is unset)."""
+
+CONSTANT_MAX_LOSS = 0.02
+"""An exactly constant series (a dimension table) may lose at most 2% before it is flagged."""
+
+WEEKLY_SCAN_DAYS = 70
+"""Weekly-pattern detection looks at the last 10 weeks of the history."""
+
+WEEKLY_SEPARATION = 6.0
+"""Weekday effects must spread more than 6 robust sigmas of the noise to be a weekly season."""
+
+TREND_MIN_POINTS = 8
+"""Fewer baseline points than this and ``auto`` fits a level only, never a trend."""
+
+TREND_GAIN = 0.6
+"""``auto`` follows a trend when its residual spread is below 60% of the level's spread..."""
+
+TREND_MIN_RISE = 5.0
+"""... and the trend rises (or falls) more than 5 residual sigmas over the baseline."""
 
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _LIST_LIMIT = 10
@@ -149,8 +192,9 @@ class AnomalyConfig:
     Attributes:
         rule: "auto" (default), "relative_change", "mad", "zscore" or "bounds"; see the module
             docstring for each rule with an example.
-        max_change: Relative change limit as a fraction of the baseline (0.5 = 50% up or
-            down). Used by "relative_change" and "auto". Example: baseline 1,000 → 500–1,500.
+        max_change: Relative change as a fraction of the baseline (0.5 = 50% up or down).
+            "relative_change" allows exactly this (0.5 when unset: 1,000 → 500–1,500); "auto"
+            never makes its band narrower than this (±10% when unset).
         window: How many of the most recent usable history points form the baseline (30).
         min_history: Fewer usable points than this and the verdict is "insufficient_history"
             (passes, says so). Must be at least 1 and at most `window`.
@@ -164,6 +208,8 @@ class AnomalyConfig:
             half width is at least this (10, so 5 → 8 rows passes). Use 0 for ratio metrics.
         weekday_seasonality: Compare with the same weekday only (Mondays with Mondays); needs
             `history_dates` and `value_date`. The window then counts same-weekday points.
+            None (default): only when `weekly_pattern` finds a weekly season in the history;
+            True: always; False: never.
         level_shift_runs: A new level held by this many consecutive runs becomes the baseline
             (5). 0 disables level-shift acceptance.
         zero_is_anomaly: Flag a zero value when the baseline is non-zero and none of its points
@@ -174,7 +220,7 @@ class AnomalyConfig:
     """
 
     rule: str = "auto"
-    max_change: float = 0.5
+    max_change: float | None = None
     window: int = 30
     min_history: int = 5
     mad_threshold: float = 3.5
@@ -182,7 +228,7 @@ class AnomalyConfig:
     min: float | None = None
     max: float | None = None
     abs_floor: float = 10.0
-    weekday_seasonality: bool = False
+    weekday_seasonality: bool | None = None
     level_shift_runs: int = 5
     zero_is_anomaly: bool = True
 
@@ -197,7 +243,9 @@ class AnomalyConfig:
                 f"min_history must be between 1 and window ({self.window}), "
                 f"got {self.min_history}"
             )
-        for name in ("max_change", "abs_floor"):
+        if self.max_change is not None and not self.max_change >= 0:
+            raise ValueError(f"max_change must be >= 0, got {self.max_change}")
+        for name in ("abs_floor",):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("mad_threshold", "z_threshold"):
@@ -635,6 +683,18 @@ class _Band:
     outliers: int
     center_name: str
     rule_half: float
+    slope: float = 0.0
+    log_scale: bool = False
+
+    def at(self, ahead: int) -> tuple[float, float]:
+        """(lower, upper) moved `ahead` runs along the band's trend (as is without one)."""
+        if not self.slope or not ahead:
+            return self.lower, self.upper
+        if self.log_scale:
+            factor = math.exp(self.slope * ahead)
+            return self.lower * factor, self.upper * factor
+        shift = self.slope * ahead
+        return self.lower + shift, self.upper + shift
 
 
 def _select_with_seasonality(
@@ -644,8 +704,18 @@ def _select_with_seasonality(
     dates: Sequence[date | None] | None,
     value_date: date | None,
 ) -> _Selection:
-    """Pick baseline points, restricted to the weekday of `value_date` when configured."""
-    if not config.weekday_seasonality:
+    """Pick baseline points, restricted to the weekday of `value_date` when configured.
+
+    With `weekday_seasonality` None (the default) the weekly pattern is looked for in the
+    history itself (`weekly_pattern`) and used when it holds; True forces it, False never.
+    """
+    detected = False
+    if config.weekday_seasonality is None:
+        detected = dates is not None and value_date is not None and weekly_pattern(
+            history, dates, flags, config)
+        if not detected:
+            return _select(history, config, flags, None, None, "run")
+    elif not config.weekday_seasonality:
         return _select(history, config, flags, None, None, "run")
     if dates is None or value_date is None:
         selection = _select(history, config, flags, None, None, "run")
@@ -656,6 +726,8 @@ def _select_with_seasonality(
     day = _WEEKDAYS[value_date.weekday()]
     seasonal = _select(history, config, flags, dates, value_date.weekday(), day)
     if len(seasonal.points) >= config.min_history:
+        if detected:
+            seasonal.notes.append("weekly pattern detected")
         return seasonal
     selection = _select(history, config, flags, None, None, "run")
     selection.notes.append(
@@ -663,6 +735,58 @@ def _select_with_seasonality(
         f"weekday seasonality; compared with all runs"
     )
     return selection
+
+
+def weekly_pattern(
+    history: Sequence[float | None],
+    dates: Sequence[date | None],
+    flags: Sequence[bool] | None,
+    config: AnomalyConfig,
+) -> bool:
+    """True when the history shows a weekly season: weekdays differ far more than they vary.
+
+    Looks at the last `WEEKLY_SCAN_DAYS` (10 weeks) of measured, unflagged points with one
+    point per day (daily partitions or daily runs). The series is detrended (Theil-Sen, on the
+    log scale when positive); then each weekday's median is its seasonal effect. The pattern
+    holds when the spread between the weekday effects is more than `WEEKLY_SEPARATION` (6)
+    robust sigmas of the points around their own weekday's effect, and every weekday present
+    has at least 3 points. Example: weekdays 100,000 ± 3%, weekends 33,000 ± 3% → effects 1.1
+    apart on the log scale, noise 0.03: a weekly pattern. Pure noise of ±35% spreads the
+    weekday medians by about 1.2 sigma: no pattern.
+
+    Returns False with fewer than 3 weeks of points or more than one point on some day.
+    """
+    points: list[tuple[date, float]] = []
+    newest: date | None = None
+    for index in range(len(history) - 1, -1, -1):
+        when, raw = dates[index], history[index]
+        if when is None:
+            return False
+        newest = newest or when
+        if (newest - when).days >= WEEKLY_SCAN_DAYS:
+            break
+        if _is_missing(raw) or (flags is not None and flags[index]):
+            continue
+        points.append((when, float(raw)))  # type: ignore[arg-type]
+    if len(points) < 21 or len({when for when, _ in points}) != len(points):
+        return False
+    log_scale = min(v for _, v in points) > 0
+    pairs = [((when - newest).days, math.log(v) if log_scale else v)  # type: ignore[operator]
+             for when, v in points]
+    slope, intercept = _theil_sen(pairs)
+    by_day: dict[int, list[float]] = {}
+    for (when, _), (x, y) in zip(points, pairs):
+        by_day.setdefault(when.weekday(), []).append(y - (intercept + slope * x))
+    if len(by_day) < 5 or min(len(values) for values in by_day.values()) < 3:
+        return False
+    effects = {day: statistics.median(values) for day, values in by_day.items()}
+    noise = [r - effects[day] for day, values in by_day.items() for r in values]
+    sigma = _robust_sigma(noise, 0.0)
+    spread = max(effects.values()) - min(effects.values())
+    if not log_scale:
+        scale = abs(statistics.median(v for _, v in points)) or 1.0
+        spread, sigma = spread / scale, sigma / scale
+    return spread > WEEKLY_SEPARATION * sigma and spread > math.log1p(DEFAULT_MIN_CHANGE)
 
 
 def _entries(
@@ -716,16 +840,19 @@ def _select(
         older = [point for point, flagged in entries[runs:] if not flagged][:window]
         if len(older) >= config.min_history:
             old_band = _band(older[::-1], config)
-            tail = [point for point, _ in entries[:runs]]
+            # entries[i] lies runs - 1 - i runs after the first tail point, where the old band
+            # is centered: a trend band is carried along to it (a level band stays put).
+            tail = [(point, runs - 1 - i) for i, (point, _) in enumerate(entries[:runs])]
             side = 0
-            if all(point > old_band.upper for point in tail):
+            if all(point > old_band.at(ahead)[1] for point, ahead in tail):
                 side = 1
-            elif all(point < old_band.lower for point in tail):
+            elif all(point < old_band.at(ahead)[0] for point, ahead in tail):
                 side = -1
             if side:
                 regime: list[float] = []
-                for point, _ in entries:
-                    outside = point > old_band.upper if side > 0 else point < old_band.lower
+                for i, (point, _) in enumerate(entries):
+                    lower, upper = old_band.at(runs - 1 - i)
+                    outside = point > upper if side > 0 else point < lower
                     if not outside or len(regime) == window:
                         break
                     regime.append(point)
@@ -757,6 +884,8 @@ def _select(
 
 def _band(points: list[float], config: AnomalyConfig) -> _Band:
     """The allowed band of `config.rule` over `points` (non-empty), after outlier removal."""
+    if config.rule == "auto":
+        return _adaptive_band(points, config)
     center = statistics.median(points)
     sigma = _robust_sigma(points, center)
     kept = points
@@ -771,11 +900,9 @@ def _band(points: list[float], config: AnomalyConfig) -> _Band:
         center = statistics.fmean(kept)
         half = config.z_threshold * (statistics.stdev(kept) if len(kept) > 1 else 0.0)
     elif config.rule == "relative_change":
-        half = config.max_change * abs(center)
-    elif config.rule == "mad":
+        half = _max_change(config) * abs(center)
+    else:  # mad
         half = config.mad_threshold * sigma
-    else:
-        half = max(config.max_change * abs(center), config.mad_threshold * sigma)
     rule_half = half
     half = max(half, config.abs_floor)
     lower = center - half
@@ -783,6 +910,102 @@ def _band(points: list[float], config: AnomalyConfig) -> _Band:
         lower = 0.0  # a metric that was never negative (a count) is not allowed below zero
     outliers = len(points) - len(kept)
     return _Band(center, lower, center + half, len(kept), outliers, name, rule_half)
+
+
+def _max_change(config: AnomalyConfig) -> float:
+    """`max_change`, or the seed rule's 0.5 when unset."""
+    return RELATIVE_CHANGE_DEFAULT if config.max_change is None else config.max_change
+
+
+def _adaptive_band(points: list[float], config: AnomalyConfig, ahead: int = 0) -> _Band:
+    """The ``auto`` band: width from the series' own spread, center on its trend if it has one.
+
+    Positive series (counts, sums of positive amounts) are judged on the log scale, so spread
+    and trend are relative (a 3% wobble is 3% at any size) and the band is a ratio band;
+    series with negative values, or mostly zeros, on the linear scale. Zeros in an otherwise
+    positive series (past empty loads) are left out as outliers.
+
+    Args:
+        points: Baseline points, oldest first, one per run (or per same weekday).
+        config: `mad_threshold`, `max_change` (the relative floor when set), `abs_floor`.
+        ahead: How many runs after the last point the band is for (0 = the next run).
+    """
+    n = len(points)
+    positive = [(x, p) for x, p in enumerate(points) if p > 0]
+    log_scale = min(points) >= 0 and len(positive) >= max(1, 0.8 * n)
+    pairs = [(x, math.log(p)) for x, p in positive] if log_scale else list(enumerate(points))
+
+    # Level fit: median and robust spread, outliers (past incidents) dropped once.
+    kept = _drop_outliers(pairs, 0.0, statistics.median(y for _, y in pairs), config)
+    level = statistics.median(y for _, y in kept)
+    level_sigma = _robust_sigma([y for _, y in kept], level)
+    center, sigma, slope, fit = level, level_sigma, 0.0, "median"
+
+    # Trend fit (Theil-Sen): taken when it explains the series clearly better than a level.
+    if len(pairs) >= TREND_MIN_POINTS and level_sigma > 0:
+        t_slope, t_icept = _theil_sen(pairs)
+        t_kept = _drop_outliers(pairs, t_slope, t_icept, config)
+        t_slope, t_icept = _theil_sen(t_kept)
+        residuals = [y - (t_icept + t_slope * x) for x, y in t_kept]
+        t_sigma = _robust_sigma(residuals, statistics.median(residuals))
+        # A trend is real when it explains the spread and its rise over the window is many
+        # residual sigmas (pure noise fits slopes too: about 1-3 sigmas over 30 points).
+        rise = abs(t_slope) * len(pairs)
+        if t_sigma < TREND_GAIN * level_sigma and rise > TREND_MIN_RISE * t_sigma:
+            kept, slope, sigma, fit = t_kept, t_slope, t_sigma, "trend"
+            center = t_icept + t_slope * (n + ahead)
+
+    exact_constant = len({y for _, y in kept}) == 1
+    # The spread estimate of a few points is itself uncertain: widen the band for small n.
+    half = config.mad_threshold * sigma * (1 + 1 / math.sqrt(len(kept)))
+    floor = DEFAULT_MIN_CHANGE if config.max_change is None else config.max_change
+    if log_scale:
+        # The level's center in the metric's own unit, exactly (exp(log(x)) is not always x).
+        mid = math.exp(center) if fit == "trend" else statistics.median(
+            points[x] for x, _ in kept)
+        upper = mid * math.exp(max(half, math.log1p(floor)))
+        down = CONSTANT_MAX_LOSS if exact_constant else 1 - math.exp(-max(half, math.log1p(floor)))
+        lower = mid * (1 - down)
+    else:
+        mid = center
+        width = max(half, floor * abs(center))
+        upper = mid + width
+        lower = mid - (CONSTANT_MAX_LOSS * abs(center) if exact_constant else width)
+    rule_half = max(upper - mid, mid - lower)
+    lower = min(lower, mid - config.abs_floor)
+    upper = max(upper, mid + config.abs_floor)
+    if lower < 0 <= min(points):
+        lower = 0.0  # a metric that was never negative (a count) is not allowed below zero
+    name = "trend" if fit == "trend" else "median"
+    return _Band(mid, lower, upper, len(kept), n - len(kept), name, rule_half, slope, log_scale)
+
+
+def _drop_outliers(
+    pairs: list[tuple[int, float]], slope: float, intercept: float, config: AnomalyConfig
+) -> list[tuple[int, float]]:
+    """The pairs within `mad_threshold` robust sigmas of the line (all, when sigma is 0)."""
+    residuals = [y - (intercept + slope * x) for x, y in pairs]
+    middle = statistics.median(residuals)
+    sigma = _robust_sigma(residuals, middle)
+    if sigma == 0:
+        return pairs
+    cut = config.mad_threshold * sigma
+    return [pair for pair, r in zip(pairs, residuals) if abs(r - middle) <= cut]
+
+
+def _theil_sen(pairs: list[tuple[int, float]]) -> tuple[float, float]:
+    """Slope (median of pairwise slopes) and intercept (median of y - slope x) of the points.
+
+    O(n²) pairs; n is at most `window` (30 by default: 435 pairs).
+    """
+    slopes = [
+        (y2 - y1) / (x2 - x1)
+        for i, (x1, y1) in enumerate(pairs)
+        for x2, y2 in pairs[i + 1:]
+        if x2 != x1
+    ]
+    slope = statistics.median(slopes) if slopes else 0.0
+    return slope, statistics.median(y - slope * x for x, y in pairs)
 
 
 def _robust_sigma(points: list[float], center: float) -> float:

@@ -7,6 +7,8 @@ rescanning the table. Each table gets, with no YAML:
 - `sums_anomaly`: every `sum/<column>` against its history, one verdict per column in one
   check (the summed columns are known only once the SQL has run, so one check per table lists
   them all; the description names the flagged ones);
+- `null_fraction_anomaly`: each column's `null_count/<column>` ÷ row count against its
+  history, one verdict per column in one check, like `sums_anomaly`;
 - `schema_change`: columns added, removed or retyped since the previous materialization;
 - `category_change`: new or vanished values of the declared categorical columns;
 - `rows_skipped_jump` (incremental tables): a jump in the rows the watermark filter dropped
@@ -19,6 +21,7 @@ Past points that were flagged are left out of the baseline (read from the check'
 execution history), so yesterday's incident does not poison today's verdict.
 """
 
+import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -43,6 +46,7 @@ from etl_assets.anomaly import (
     evaluate,
     judge_skipped_rows,
 )
+from etl_assets.feedback import Decisions, read_decisions
 from etl_assets.hive_log import CheckRecord
 from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.tables import EtlLogResource, partitions_definition
@@ -52,6 +56,11 @@ SUMS_CHECK = "sums_anomaly"
 SCHEMA_CHECK = "schema_change"
 CATEGORY_CHECK = "category_change"
 SKIPPED_CHECK = "rows_skipped_jump"
+NULLS_CHECK = "null_fraction_anomaly"
+NULL_FRACTION = "null_fraction/"
+"""Metric name prefix of a column's null fraction (null_count ÷ row count, 0–1)."""
+NULL_FRACTION_BASE = {"abs_floor": 0.01, "zero_is_anomaly": False}
+"""A fraction's floor is one percentage point (not 10), and zero nulls is good news."""
 FLAGGED_METRICS = "flagged_metrics"
 STATUS = "status"
 
@@ -119,6 +128,7 @@ def history_limit(table: Table) -> int:
     sums = checks.sums.merged(checks.defaults)
     specs = [checks.row_count.merged(checks.defaults), sums]
     specs += [column.merged(sums) for column in checks.columns.values()]
+    specs.append(null_fraction_spec(table))
     configs = [anomaly_config(spec) for spec in specs]
     return max([2 * c.window + c.level_shift_runs for c in configs]
                + [checks.rows_skipped.window]) + 1
@@ -201,6 +211,61 @@ def sums_outcome(
             continue
         verdict = judge_metric(key, latest, history, anomaly_config(spec), flagged.get(key, set()))
         verdicts[key] = (verdict, spec.severity or "WARN")
+    return _columns_outcome(SUMS_CHECK, M.SUM, verdicts, base.severity or "WARN", "column sums")
+
+
+def null_fraction_spec(table: Table) -> AnomalyCheckSpec:
+    """The `null_fraction_anomaly` spec: `checks.nulls` over the table defaults, except that
+    a fraction (0–1) gets its own floor and zero-handling unless `nulls` sets them."""
+    checks = table.spec.checks
+    base = AnomalyCheckSpec(**(checks.defaults.model_dump(exclude_none=True) | NULL_FRACTION_BASE))
+    return checks.nulls.merged(base)
+
+
+def null_fraction_outcome(
+    table: Table, latest: Point, history: Sequence[Point], flagged: Mapping[str, set[int]]
+) -> Outcome:
+    """The `null_fraction_anomaly` verdict: each column's ``null_count / row count``.
+
+    A load without rows has no fraction ("not measured"). One check lists every column.
+    """
+    spec = null_fraction_spec(table)
+    config = anomaly_config(spec)
+    verdicts: dict[str, tuple[Verdict, str]] = {}
+    empty = not latest.number(M.ROW_COUNT)
+    for key in sorted(k for k in latest.metadata if k.startswith(M.NULL_COUNT)):
+        column = key[len(M.NULL_COUNT):]
+        metric = NULL_FRACTION + column
+        if empty:  # no rows, no fraction: the row count check judges an empty load
+            verdicts[metric] = (Verdict(
+                passed=True, value=math.nan, baseline=None, lower=None, upper=None,
+                rule="not_measured", reason=f"{metric} not measured: the load has no rows",
+                status="not_measured", window=config.window, points_used=0, pct_change=None,
+            ), spec.severity or "WARN")
+            continue
+        verdict = judge_metric(metric, _with_fraction(latest, key, metric),
+                               [_with_fraction(p, key, metric) for p in history], config,
+                               flagged.get(metric, set()))
+        verdicts[metric] = (verdict, spec.severity or "WARN")
+    return _columns_outcome(NULLS_CHECK, NULL_FRACTION, verdicts, spec.severity or "WARN",
+                            "column null fractions")
+
+
+def _with_fraction(point: Point, null_key: str, metric: str) -> Point:
+    """The point with `metric` = its null count ÷ its row count (None without rows)."""
+    nulls, rows = point.number(null_key), point.number(M.ROW_COUNT)
+    fraction = nulls / rows if nulls is not None and rows else None
+    return dataclasses.replace(point, metadata={metric: fraction, M.ROW_COUNT: rows})
+
+
+def _columns_outcome(
+    check: str,
+    prefix: str,
+    verdicts: Mapping[str, tuple[Verdict, str]],
+    severity: str,
+    what: str,
+) -> Outcome:
+    """One outcome for a check that judges one metric per column (sums, null fractions)."""
     failed = {k: v for k, v in verdicts.items() if not v[0].passed}
     if failed:
         severity = "ERROR" if any(s == "ERROR" for _, s in failed.values()) else "WARN"
@@ -208,18 +273,17 @@ def sums_outcome(
         description = "; ".join(v.reason for v, _ in failed.values())
         status = "anomaly"
     else:
-        severity = base.severity or "WARN"
         first_key = next(iter(verdicts), None)
-        # Passing verdicts that judged nothing: too little history, or a sum not measured.
+        # Passing verdicts that judged nothing: too little history, or a value not measured.
         quiet = {k: v for k, (v, _) in verdicts.items()
                  if v.status in ("insufficient_history", "not_measured")}
         if not verdicts:
-            description, status = "no summed columns in the latest materialization", "ok"
+            description, status = f"no {what} in the latest materialization", "ok"
         elif len(quiet) == len(verdicts):
             first = next(iter(quiet.values()))
             description, status = first.reason, first.status
         else:
-            description = f"all {len(verdicts)} column sums within their bands"
+            description = f"all {len(verdicts)} {what} within their bands"
             counts = Counter(v.status for v in quiet.values())
             notes = []
             if counts["insufficient_history"]:
@@ -231,15 +295,15 @@ def sums_outcome(
             status = "ok"
     top = verdicts[first_key][0] if first_key else None
     rows = [
-        f"| {k[len(M.SUM):]} | {_num(v.value)} | {_num(v.baseline)} | {_num(v.lower)} | "
+        f"| {k[len(prefix):]} | {_num(v.value)} | {_num(v.baseline)} | {_num(v.lower)} | "
         f"{_num(v.upper)} | {v.status} | {v.reason.replace('|', '/')} |"
         for k, (v, _) in verdicts.items()
     ]
     table_md = "| column | value | baseline | lower | upper | status | reason |\n" + (
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    outcome = Outcome(
-        check=SUMS_CHECK,
+    return Outcome(
+        check=check,
         metric=first_key or "",
         passed=not failed,
         severity=severity,
@@ -256,7 +320,6 @@ def sums_outcome(
             "verdicts": dg.MetadataValue.md(table_md),
         },
     )
-    return outcome
 
 
 def skipped_outcome(table: Table, latest: Point, history: Sequence[Point]) -> Outcome:
@@ -460,13 +523,23 @@ def evaluate_table(
     partitions = partitions_definition(table)
     if partitions is not None and latest.partition:
         history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
+    decisions = read_decisions(instance, key)
+    history, baseline_note = apply_rebaseline(history, latest, decisions)
+    accepted = set(decisions.accepted)
     outcomes = []
     if ROW_COUNT_CHECK in selected:
         flagged, _ = _flags(instance, dg.AssetCheckKey(key, ROW_COUNT_CHECK), limit)
-        outcomes.append(row_count_outcome(table, latest, history, flagged))
+        outcomes.append(row_count_outcome(table, latest, history, flagged - accepted))
     if SUMS_CHECK in selected:
         _, per_metric = _flags(instance, dg.AssetCheckKey(key, SUMS_CHECK), limit)
+        per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(sums_outcome(table, latest, history, per_metric))
+    for outcome in outcomes:
+        _note_decisions(outcome, latest, history, decisions, baseline_note)
+    if NULLS_CHECK in selected:
+        _, per_metric = _flags(instance, dg.AssetCheckKey(key, NULLS_CHECK), limit)
+        per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
+        outcomes.append(null_fraction_outcome(table, latest, history, per_metric))
     if SCHEMA_CHECK in selected:
         outcomes.append(schema_outcome(table, latest, history))
     if CATEGORY_CHECK in selected:
@@ -476,15 +549,70 @@ def evaluate_table(
     return latest, outcomes
 
 
+def apply_rebaseline(
+    history: list[Point], latest: Point, decisions: Decisions
+) -> tuple[list[Point], str | None]:
+    """The history from the newest re-baselined load on (that load included), and a note.
+
+    A time-partitioned table is cut by partition (the re-baselined partition and later ones),
+    others by event-log order. A re-baseline of the latest load itself leaves no history:
+    the next loads are judged against it.
+    """
+    decision = decisions.rebaseline
+    if decision is None:
+        return history, None
+    if decision.partition and latest.partition:
+        if latest.partition < decision.partition:
+            return history, None  # judged before the re-baseline (a backfill, a backtest)
+    elif latest.storage_id < decision.target_storage_id:
+        return history, None
+    if latest.storage_id == decision.target_storage_id or (
+            decision.partition and latest.partition == decision.partition):
+        kept: list[Point] = []
+    elif decision.partition and latest.partition:
+        kept = [p for p in history if (p.partition or "") >= decision.partition]
+    else:
+        kept = [p for p in history if p.storage_id >= decision.target_storage_id]
+    start = next((p for p in [*kept, latest] if p.storage_id == decision.target_storage_id
+                  or (decision.partition and p.partition == decision.partition)), None)
+    when = (start.partition or start.day.isoformat()) if start else decision.target_run_id[:8]
+    return kept, f"baseline from {when}, {decision.describe()}"
+
+
+def _note_decisions(
+    outcome: Outcome,
+    latest: Point,
+    history: Sequence[Point],
+    decisions: Decisions,
+    baseline_note: str | None,
+) -> None:
+    """Say in the verdict what feedback shaped it (re-baseline, accepted loads in its window)."""
+    notes = []
+    if baseline_note:
+        notes.append(baseline_note)
+    mine = decisions.accepted.get(latest.storage_id)
+    if mine is not None:
+        notes.append(f"this load was {mine.describe()}")
+    in_window = sum(1 for p in history if p.storage_id in decisions.accepted)
+    if in_window:
+        notes.append(f"{in_window} accepted load{'s' if in_window > 1 else ''} in the baseline")
+    if notes:
+        outcome.description += "; " + "; ".join(notes)
+        outcome.metadata["feedback"] = "; ".join(notes)
+
+
 def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     """The checks a table has, from its spec (all on by default)."""
     checks = table.spec.checks
     key = dg.AssetKey(table.name)
     specs = []
-    anomaly = [(ROW_COUNT_CHECK, checks.row_count, "dagster/row_count against its history"),
-               (SUMS_CHECK, checks.sums, "each sum/<column> against its history")]
-    for name, spec, what in anomaly:
-        merged = spec.merged(checks.defaults)
+    anomaly = [(ROW_COUNT_CHECK, checks.row_count.merged(checks.defaults),
+                "dagster/row_count against its history"),
+               (SUMS_CHECK, checks.sums.merged(checks.defaults),
+                "each sum/<column> against its history"),
+               (NULLS_CHECK, null_fraction_spec(table),
+                "each column's null fraction (null_count / row count) against its history")]
+    for name, merged, what in anomaly:
         if merged.enabled is not False:
             specs.append(dg.AssetCheckSpec(name, asset=key, description=what,
                                            blocking=bool(merged.blocking)))

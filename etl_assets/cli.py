@@ -4,6 +4,9 @@
     etl-assets sql "SELECT ..."  any Spark SQL query, as a table or JSON lines (--json)
     etl-assets report [--days 30] [--out FILE]   the pipeline-health page (etl_assets.health)
     etl-assets cluster up|down|status   the cluster profile's servers (etl_assets.cluster)
+    etl-assets accept TABLE --run ID [--note "..."]      a flagged load was expected
+    etl-assets rebaseline TABLE --run ID [--note "..."]  judge later loads from this load on
+    etl-assets backtest TABLE [--metric row_count] [--set rule=mad ...]   replay the history
 
 Uses the same settings as the assets (ETL_ASSETS_HOME, SPARK_MASTER, ...), so nobody needs to
 know the Derby settings to look at their own tables.
@@ -22,6 +25,7 @@ from typing import Any, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 
+from etl_assets.backtest import DEFAULT_LOADS
 from etl_assets.health import DEFAULT_DAYS, report_path, write_report
 from etl_assets.hive_log import RUN_LOG, HiveLog
 from etl_assets.settings import Settings, load_settings
@@ -112,9 +116,26 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
                         help=f"days of log to cover, ending today (default {DEFAULT_DAYS})")
     report.add_argument("--out", type=Path, default=None,
                         help="page to write (default $ETL_ASSETS_HOME/reports/health.html)")
+    for action, what in (("accept", "a flagged load was expected: it joins the baseline"),
+                         ("rebaseline", "judge the table's later loads from this load on")):
+        decide = sub.add_parser(action, help=what)
+        decide.add_argument("table")
+        decide.add_argument("--run", required=True,
+                            help="the run id of the load, or `latest` (the table's newest load)")
+        decide.add_argument("--note", default="", help="why (shown in later verdicts)")
+        decide.add_argument("--by", default="", help="who decides (default: $USER)")
+    replay = sub.add_parser("backtest", help="replay a table's history through a check rule")
+    replay.add_argument("table")
+    replay.add_argument("--metric", default="row_count", help="row_count or sum/<column>")
+    replay.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="override a check setting, e.g. --set rule=mad --set window=60")
+    replay.add_argument("--last", type=int, default=DEFAULT_LOADS,
+                        help=f"newest loads to replay (default {DEFAULT_LOADS})")
     args = parser.parse_args(argv)
     if args.command == "report" and args.days < 1:
         parser.error("--days must be at least 1")
+    if args.command in ("accept", "rebaseline", "backtest"):
+        return _dagster_command(args, parser)
 
     settings = load_settings()
     spark = spark or build_session(settings)
@@ -137,6 +158,79 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
         sys.stderr.write(f"etl-assets {args.command}: {first}\n")
         return 1
     return 0
+
+
+def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """accept / rebaseline / backtest: they work on the Dagster instance ($DAGSTER_HOME)."""
+    import dagster as dg
+
+    from etl_assets.backtest import BacktestError, backtest
+    from etl_assets.feedback import FEEDBACK_JOB, FeedbackError
+
+    settings = load_settings()
+    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database)
+    if args.table not in project.tables:
+        parser.error(f"unknown table {args.table!r}; tables: {', '.join(sorted(project.tables))}")
+    overrides = {}
+    for item in getattr(args, "set", []):
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            parser.error(f"--set takes NAME=VALUE, got {item!r}")
+        overrides[name.strip()] = value.strip()
+    with dg.DagsterInstance.get() as instance:
+        try:
+            if args.command == "backtest":
+                replayed = backtest(instance, project.tables[args.table], args.metric,
+                                    overrides, args.last)
+                return _print_backtest(replayed, args, sys.stdout)
+            from etl_assets.definitions import build_definitions
+
+            if args.run == "latest":
+                newest = instance.fetch_materializations(dg.AssetKey(args.table), limit=1).records
+                if not newest:
+                    raise FeedbackError(f"table {args.table!r} has no recorded load")
+                args.run = newest[0].run_id
+            job = build_definitions(settings).get_job_def(FEEDBACK_JOB)
+            config = {"table": args.table, "run_id": args.run, "action": args.command,
+                      "note": args.note, "by": args.by}
+            result = job.execute_in_process(
+                run_config={"ops": {"record_feedback": {"config": config}}},
+                instance=instance, raise_on_error=False)
+        except (BacktestError, FeedbackError) as err:
+            sys.stderr.write(f"etl-assets {args.command}: {err}\n")
+            return 1
+        if not result.success:
+            failure = next((e for e in result.all_events if e.is_step_failure), None)
+            error = failure.step_failure_data.error if failure else None
+            message = error.message.strip().splitlines()[-1] if error else "the run failed"
+            sys.stderr.write(f"etl-assets {args.command}: {message}\n")
+            return 1
+        verb = "accepted" if args.command == "accept" else "re-baselined"
+        sys.stdout.write(f"{args.table}: {verb} the load of run {args.run} "
+                         f"(recorded by run {result.run_id})\n")
+    return 0
+
+
+def _print_backtest(replayed: list, args: argparse.Namespace, out: TextIO) -> int:
+    """One line per replayed load, then how many the rule would have flagged."""
+    out.write(f"{'load':<17} {'run':<8} {'value':>14} {'lower':>14} {'upper':>14}  verdict\n")
+    for item in replayed:
+        v = item.verdict
+        cells = [_cell(x) for x in (v.value, v.lower, v.upper)]
+        verdict = "FLAGGED" if not v.passed else v.status
+        out.write(f"{item.label:<17} {item.point.run_id[:8]:<8} {cells[0]:>14} {cells[1]:>14} "
+                  f"{cells[2]:>14}  {verdict}: {v.reason}\n")
+    flagged = sum(not item.verdict.passed for item in replayed)
+    settings = ", ".join(args.set) if args.set else "the table's configured settings"
+    out.write(f"{flagged} of {len(replayed)} loads would have been flagged "
+              f"({args.metric}, {settings})\n")
+    return 0
+
+
+def _cell(number: float | None) -> str:
+    if number is None or number != number:
+        return "-"
+    return f"{number:,.0f}" if abs(number) >= 100 else f"{number:,.4g}"
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.checks import build_table_checks
+from etl_assets.feedback import feedback_job
 from etl_assets.health import build_health_report_asset
 from etl_assets.schedules import build_health_report_schedule, build_schedules
 from etl_assets.sensors import alerts_job, build_sensors
@@ -52,7 +53,7 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         asset_checks=build_checks(project),
         schedules=[*build_schedules(project), build_health_report_schedule()],
         sensors=build_sensors(project),
-        jobs=[alerts_job],
+        jobs=[alerts_job, feedback_job],
         resources=build_resources(settings),
         executor=build_executor(settings),
     )

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 RUN_LOG = "run_log"
 METRIC_LOG = "metric_log"
 CHECK_LOG = "check_log"
+CHECK_FEEDBACK = "check_feedback"
 
 LOG_SCHEMAS: dict[str, T.StructType] = {
     RUN_LOG: T.StructType([
@@ -80,6 +81,17 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
         T.StructField("checked_at", T.TimestampType()),
         T.StructField("log_date", T.DateType()),
     ]),
+    CHECK_FEEDBACK: T.StructType([
+        T.StructField("run_id", T.StringType()),
+        T.StructField("asset", T.StringType()),
+        T.StructField("partition_key", T.StringType()),
+        T.StructField("action", T.StringType()),
+        T.StructField("target_run_id", T.StringType()),
+        T.StructField("note", T.StringType()),
+        T.StructField("decided_by", T.StringType()),
+        T.StructField("recorded_at", T.TimestampType()),
+        T.StructField("log_date", T.DateType()),
+    ]),
 }
 
 SUCCESS = "SUCCESS"
@@ -114,6 +126,21 @@ class RunRecord:
     def duration_s(self) -> float:
         """Seconds from start to finish."""
         return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class FeedbackRecord:
+    """One accept / re-baseline decision, as written to `check_feedback`."""
+
+    run_id: str
+    """The run of the `etl_feedback` job that recorded it."""
+    asset: str
+    action: str
+    target_run_id: str
+    note: str
+    by: str
+    recorded_at: datetime
+    partition_key: str | None = None
 
 
 @dataclass(frozen=True)
@@ -260,6 +287,16 @@ class HiveLog:
             row["log_date"] = record.checked_at.date()
             rows.append(row)
         self._append(CHECK_LOG, rows)
+
+    def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:
+        """Append feedback decisions to `check_feedback` in one insert."""
+        rows = []
+        for record in records:
+            row = {name: getattr(record, name) for name in record.__dataclass_fields__}
+            row["decided_by"] = row.pop("by")
+            row["log_date"] = record.recorded_at.date()
+            rows.append(row)
+        self._append(CHECK_FEEDBACK, rows)
 
     @staticmethod
     def metric_rows(record: RunRecord, metrics: Mapping[str, Any]) -> Iterable[dict[str, Any]]:

@@ -289,6 +289,7 @@ class ChecksSpec(_Strict):
     - `defaults`: applied to every anomaly check of the table (`row_count`, `sums`, `columns`).
     - `row_count`: the `row_count_anomaly` check.
     - `sums`: the `sums_anomaly` check over every summed column's `sum/<column>`.
+    - `nulls`: the `null_fraction_anomaly` check over every column's null fraction.
     - `columns`: per summed column overrides of `sums` (e.g. turn one column off).
     - `schema_change`, `category_change`: columns or category values appearing or vanishing.
     - `rows_skipped`: the `rows_skipped_jump` check of an incremental table.
@@ -297,6 +298,7 @@ class ChecksSpec(_Strict):
     defaults: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
     row_count: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
     sums: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    nulls: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
     columns: dict[str, AnomalyCheckSpec] = Field(default_factory=dict)
     schema_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
     category_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
@@ -304,7 +306,8 @@ class ChecksSpec(_Strict):
 
     @model_validator(mode="after")
     def _blocking_needs_error(self) -> ChecksSpec:
-        for name in ("row_count", "sums", "schema_change", "category_change", "rows_skipped"):
+        for name in ("row_count", "sums", "nulls", "schema_change", "category_change",
+                     "rows_skipped"):
             spec = getattr(self, name)
             merged = spec.merged(self.defaults) if isinstance(spec, AnomalyCheckSpec) else spec
             if merged.blocking and merged.severity != "ERROR":

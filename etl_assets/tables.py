@@ -25,7 +25,8 @@ from pyspark.sql import types as T
 
 from etl_assets import metrics as M
 from etl_assets import quality as Q
-from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
+from etl_assets.hive_log import (
+    FAILED, RETRY, SUCCESS, CheckRecord, FeedbackRecord, HiveLog, RunRecord)
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, parse_duration, render_template
 from etl_assets.sql_quoting import identifier
@@ -593,6 +594,10 @@ class EtlLogResource(dg.ConfigurableResource):
         shown (a log append costs milliseconds and no Spark job, so one per step is cheap).
         """
         HiveLog(spark, self.database).write_checks(records)
+
+    def write_feedback(self, spark: SparkSession, records: list[FeedbackRecord]) -> None:
+        """Append accept / re-baseline decisions to `check_feedback`, in one batch."""
+        HiveLog(spark, self.database).write_feedback(records)
 
 
 FULL_REFRESH_TAG = "etl_assets/full_refresh"

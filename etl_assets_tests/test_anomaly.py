@@ -20,6 +20,7 @@ from etl_assets.anomaly import (
     compare_category_sets,
     compare_schemas,
     evaluate,
+    weekly_pattern,
 )
 from etl_assets.anomaly import judge_skipped_rows
 
@@ -184,7 +185,8 @@ def test_labelled_cases(history, value, config, passed, status, rule, baseline):
         assert verdict.lower is not None and verdict.upper is not None
         assert (verdict.lower <= value <= verdict.upper) is passed
         assert verdict.points_used >= config.min_history
-        assert ("allowed" in verdict.reason) and ("median" in verdict.reason)
+        assert "allowed" in verdict.reason
+        assert "median" in verdict.reason or "trend" in verdict.reason
     if status == "insufficient_history":
         assert verdict.baseline is None and verdict.points_used == 0
         assert f"insufficient history: {len(history)} of 5 points" in verdict.reason
@@ -202,15 +204,16 @@ def test_reason_sentence_format():
     failed = evaluate(history, 412, metric="row_count")
     passed = evaluate(history, 1050, metric="row_count")
 
+    # A calm series: the band is the relative floor, ±10% as a ratio (1,057 / 1.1 to × 1.1).
     assert failed.reason == (
-        "row_count 412 is 61% below the median 1,057 of the last 30 runs (allowed 528–1,586)"
+        "row_count 412 is 61% below the median 1,057 of the last 30 runs (allowed 961–1,163)"
     )
     assert passed.reason == (
         "row_count 1,050 is within 1% of the median 1,057 of the last 30 runs "
-        "(allowed 528–1,586)"
+        "(allowed 961–1,163)"
     )
     assert failed.pct_change == pytest.approx((412 - 1057) / 1057 * 100)
-    assert (failed.lower, failed.upper) == pytest.approx((528.5, 1585.5))
+    assert (failed.lower, failed.upper) == pytest.approx((1057 / 1.1, 1057 * 1.1))
 
 
 def test_reason_for_spike_says_above_and_keeps_decimals_sensible():
@@ -415,8 +418,8 @@ def test_bounds_flag_below_min_even_inside_the_band():
 
 def test_bounds_flag_above_max_and_narrow_the_reported_band():
     config = AnomalyConfig(min=900, max=1200)
-    above = evaluate(STABLE, 1300, config)
-    inside = evaluate(STABLE, 1100, config)
+    above = evaluate(NOISY, 1300, config)
+    inside = evaluate(NOISY, 1100, config)  # the noisy band (635–1,639) is wider than the bounds
     assert not above.passed and "above the maximum 1,200" in above.reason
     assert inside.passed and (inside.lower, inside.upper) == (900, 1200)
 
@@ -497,14 +500,15 @@ def test_lengths_must_match():
         evaluate(STABLE, 1000, history_dates=[START_MONDAY])
 
 
-@pytest.mark.parametrize(("window", "used", "baseline"), [(10, 10, 1094.5), (30, 30, 1084.5)])
-def test_window_limits_points_used(window, used, baseline):
+@pytest.mark.parametrize(("window", "used"), [(10, 10), (30, 30)])
+def test_window_limits_points_used(window, used):
     history = list(range(1000, 1100))
     verdict = evaluate(history, 1100, AnomalyConfig(window=window))
     assert verdict.points_used == used
     assert verdict.window == window
-    assert verdict.baseline == baseline
-    assert f"of the last {used} runs" in verdict.reason
+    # +1 per run: the center is the trend's next value, not the lagging median (1,084.5 of 30).
+    assert verdict.baseline == pytest.approx(1100, rel=1e-4)
+    assert f"the trend 1,100 of the last {used} runs" in verdict.reason
 
 
 class CountingSequence(Sequence):
@@ -689,3 +693,93 @@ def test_skipped_rows_baseline_is_the_window_and_counts_a_flagged_jump() -> None
     assert not tight.passed and tight.upper == 100 and tight.baseline == 100
     with pytest.raises(ValueError, match="window"):
         judge_skipped_rows([], 1, window=0)
+
+
+# --- the adaptive default: calm, trend, constant, weekly found by itself ----------------------
+
+
+def test_calm_table_flags_a_30_pct_drop_and_a_40_pct_spike():
+    calm = stable(noise=0.02)
+    assert not evaluate(calm, 700).passed
+    assert not evaluate(calm, 1400).passed
+    assert evaluate(calm, 1030).passed
+
+
+def test_calm_table_tolerates_the_relative_floor_of_10_pct():
+    # 1.5M rows moving by a few hundred: a calm series, but a 5% change is not an incident.
+    calm = stable(level=1_500_000, noise=0.0005)
+    verdict = evaluate(calm, 1_500_000 * 0.95)
+    assert verdict.passed
+    assert verdict.lower == pytest.approx(verdict.baseline / 1.1)
+
+
+def test_noisy_table_stays_quiet_on_a_30_pct_dip():
+    swinging = stable(noise=0.35)
+    assert evaluate(swinging, 700).passed
+    assert evaluate(swinging, 1300).passed
+
+
+def test_growing_table_is_judged_against_its_trend():
+    history = growth(n=30, rate=0.04)
+    expected = 1000 * 1.04 ** 30
+    on_trend = evaluate(history, expected)
+    below = evaluate(history, expected * 0.5)
+    assert on_trend.passed and "the trend" in on_trend.reason
+    assert not below.passed and "below the trend" in below.reason
+    # The median of the window lags 15 runs (about 1.8x below today's level): it would pass.
+    assert below.value > evaluate(history, expected, AnomalyConfig(rule="relative_change")).lower
+
+
+def test_noise_does_not_make_a_trend():
+    # Pure noise fits a slope too; it is not taken unless it rises many sigmas over the window.
+    for seed in range(20):
+        verdict = evaluate(stable(noise=0.35, seed=seed), 1000)
+        assert "trend" not in verdict.reason, seed
+
+
+def test_exactly_constant_dimension_flags_a_12_pct_loss_but_not_growth():
+    constant = [48_091.0] * 20
+    assert not evaluate(constant, 48_091 * 0.88).passed
+    assert not evaluate(constant, 48_091 * 0.97).passed  # more than 2% of a constant table
+    assert evaluate(constant, 48_091 + 5).passed
+    assert evaluate(constant, 48_091 * 1.05).passed
+
+
+def test_a_50_pct_drop_on_a_calm_table_with_an_old_spike_is_flagged():
+    history = with_incidents(stable(noise=0.02), {8: 3500})
+    verdict = evaluate(history, 500)
+    assert not verdict.passed
+    assert "1 outlier excluded" in verdict.reason
+
+
+def test_weekly_pattern_is_found_without_configuration():
+    values, dates = weekly(weeks=8)
+    saturday = dates[-1] + timedelta(days=6)  # the last date is a Sunday
+    monday = dates[-1] + timedelta(days=1)
+    normal_saturday = evaluate(values, 300, history_dates=dates, value_date=saturday)
+    busy_saturday = evaluate(values, 1000, history_dates=dates, value_date=saturday)
+    weak_monday = evaluate(values, 600, history_dates=dates, value_date=monday)
+    assert normal_saturday.passed
+    assert "Saturdays" in normal_saturday.reason
+    assert "weekly pattern detected" in normal_saturday.reason
+    assert not busy_saturday.passed
+    assert not weak_monday.passed and "Mondays" in weak_monday.reason
+
+
+def test_weekday_seasonality_false_turns_detection_off():
+    values, dates = weekly(weeks=8)
+    saturday = dates[-1] + timedelta(days=6)
+    verdict = evaluate(values, 300, AnomalyConfig(weekday_seasonality=False),
+                       history_dates=dates, value_date=saturday)
+    assert not verdict.passed and "weekly pattern" not in verdict.reason
+
+
+def test_no_weekly_pattern_in_noise_or_without_enough_weeks():
+    rng = random.Random(SEED)
+    dates = [START_MONDAY + timedelta(days=i) for i in range(70)]
+    noise = [1000 * (1 + rng.uniform(-0.35, 0.35)) for _ in dates]
+    assert not weekly_pattern(noise, dates, None, AnomalyConfig())
+    values, week_dates = weekly(weeks=2)
+    assert not weekly_pattern(values, week_dates, None, AnomalyConfig())
+    values, week_dates = weekly(weeks=8)
+    assert weekly_pattern(values, week_dates, None, AnomalyConfig())

@@ -235,7 +235,8 @@ def test_cold_start_then_drop_fails_blocks_downstream_and_is_logged(
 ) -> None:
     first = materialize_project(_project(spark, tmp_path, "t_chk", 1000), settings, instance)
     cold = _evaluations(first)
-    assert set(cold) == {C.ROW_COUNT_CHECK, C.SUMS_CHECK, C.SCHEMA_CHECK, C.CATEGORY_CHECK}
+    assert set(cold) == {C.ROW_COUNT_CHECK, C.SUMS_CHECK, C.NULLS_CHECK, C.SCHEMA_CHECK,
+                         C.CATEGORY_CHECK}
     assert all(e.passed for e in cold.values())
     assert cold[C.ROW_COUNT_CHECK].metadata[C.STATUS].value == "insufficient_history"
     assert "insufficient history" in cold[C.ROW_COUNT_CHECK].description
@@ -335,3 +336,25 @@ def test_a_value_replaced_beyond_the_category_cap_is_a_change(
     replaced = load("v5000")
     assert not replaced.passed
     assert replaced.description == "code: capped: 5,000 values, set changed"
+
+
+def test_null_fraction_jump_is_flagged_even_when_the_row_count_is_normal(table) -> None:
+    # amount was ~0.1% null for weeks; today 40% of the rows have no amount.
+    history = [_point(i, v, **{"null_count/amount": round(v * 0.001), "null_count/id": 0})
+               for i, v in enumerate(HISTORY)]
+    latest = _point(99, 1000, **{"null_count/amount": 400, "null_count/id": 0})
+    assert C.row_count_outcome(table, latest, history, set()).passed
+    outcome = C.null_fraction_outcome(table, latest, history, {})
+    assert not outcome.passed and outcome.status == "anomaly"
+    assert outcome.metadata[C.FLAGGED_METRICS] == ["null_fraction/amount"]
+    assert "null_fraction/amount 0.4 is" in outcome.description
+    assert outcome.metadata["columns_checked"] == 2
+    normal = _point(99, 1000, **{"null_count/amount": 1, "null_count/id": 0})
+    assert C.null_fraction_outcome(table, normal, history, {}).passed
+
+
+def test_null_fraction_of_an_empty_load_is_not_measured(table) -> None:
+    history = [_point(i, v, **{"null_count/amount": 0}) for i, v in enumerate(HISTORY)]
+    outcome = C.null_fraction_outcome(table, _point(99, 0, **{"null_count/amount": 0}),
+                                      history, {})
+    assert outcome.passed and outcome.status == "not_measured"
