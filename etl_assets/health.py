@@ -24,7 +24,8 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_assets.hive_log import CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog
+from etl_assets.hive_log import (
+    CHECK_FEEDBACK, CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog)
 from etl_assets.settings import Settings
 from etl_assets.specs import Project
 from etl_assets.sql_quoting import date_literal, table_name
@@ -230,14 +231,20 @@ def _build(
         ORDER BY finished_at DESC, asset LIMIT {MAX_FAILURES}
     """)
 
-    # Open flags: checks whose latest evaluation in the period failed (anomaly and quality).
+    # Open flags: checks whose latest evaluation in the period failed (anomaly and quality),
+    # unless someone accepted the flagged load (`etl-assets accept`): then it is no incident.
+    feedback = table_name(log.table(CHECK_FEEDBACK))
     flags = _rows(spark, f"""
         SELECT checked_at, asset, partition_key, check_name, metric, severity, status, value,
                baseline, lower, upper, description, target_run_id, count(*) OVER () AS open_total
         FROM (
-          SELECT *, row_number() OVER (PARTITION BY asset, check_name
-                                       ORDER BY checked_at DESC, run_id DESC) AS latest
-          FROM {checks})
+          SELECT c.* FROM (
+            SELECT *, row_number() OVER (PARTITION BY asset, check_name
+                                         ORDER BY checked_at DESC, run_id DESC) AS latest
+            FROM {checks}) c
+          LEFT ANTI JOIN (SELECT DISTINCT asset, target_run_id FROM {feedback}
+                          WHERE action = 'accept') a
+            ON c.asset = a.asset AND c.target_run_id = a.target_run_id)
         WHERE latest = 1 AND NOT passed
         ORDER BY CASE WHEN severity = 'ERROR' THEN 0 ELSE 1 END, checked_at DESC, asset,
                  check_name

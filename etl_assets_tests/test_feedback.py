@@ -7,6 +7,7 @@ mirror written through the test process's Spark session) and read back by the re
 
 
 import tempfile
+from datetime import datetime, timezone
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from etl_assets.backtest import BacktestError, backtest
 from etl_assets.cli import main as cli_main
 from etl_assets.definitions import build_resources
 from etl_assets.feedback import FEEDBACK_JOB, feedback_job
+from etl_assets.health import build_report
+from etl_assets.hive_log import CheckRecord, HiveLog, RunRecord
 from etl_assets.specs import Table, load_project
 from etl_assets_tests.helpers import write_spec
 
@@ -101,9 +104,23 @@ def test_an_accepted_load_rejoins_the_baseline_and_the_verdict_says_so(
     before = _row_count(instance, table)
     assert before.passed and "1 flagged run excluded" in before.description
 
+    # The load and its flag as the step logs them: an open flag on the health page until
+    # someone accepts the load.
+    now = datetime.now(timezone.utc)
+    log = HiveLog(spark, settings.log_db)
+    log.write_load(RunRecord(run_id=promotion.run_id, asset="orders", domain="t_feedback",
+                             table_name="t_feedback.orders", status="SUCCESS", started_at=now,
+                             finished_at=now, code_version="1", row_count=1900))
+    log.write_checks([CheckRecord(
+        run_id="checks-run", asset="orders", check_name=C.ROW_COUNT_CHECK, metric="row_count",
+        passed=False, severity="WARN", status="anomaly", description="row_count 1,900 ...",
+        checked_at=now, target_run_id=promotion.run_id)])
+    open_before = build_report(spark, settings.log_db).totals["open_flags"]
+
     result = _decide(spark, settings, instance, "accept", promotion.run_id,
                      "expected: the promotion doubled orders")
     assert result.success
+    assert build_report(spark, settings.log_db).totals["open_flags"] == open_before - 1
     after = _row_count(instance, table)
     assert "flagged run excluded" not in after.description
     assert "1 accepted load in the baseline" in after.description
