@@ -194,7 +194,9 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             config = {"table": args.table, "run_id": args.run, "action": args.command,
                       "note": args.note, "by": args.by}
             result = job.execute_in_process(
-                run_config={"ops": {"record_feedback": {"config": config}}},
+                run_config={"ops": {"record_feedback": {"config": config}},
+                            # The run's events are in the instance; the terminal gets one line.
+                            "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 instance=instance, raise_on_error=False)
         except (BacktestError, FeedbackError) as err:
             sys.stderr.write(f"etl-assets {args.command}: {err}\n")
