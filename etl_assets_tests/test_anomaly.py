@@ -783,3 +783,15 @@ def test_no_weekly_pattern_in_noise_or_without_enough_weeks():
     assert not weekly_pattern(values, week_dates, None, AnomalyConfig())
     values, week_dates = weekly(weeks=8)
     assert weekly_pattern(values, week_dates, None, AnomalyConfig())
+
+
+def test_a_null_fraction_jump_is_flagged_with_the_ratio_floor():
+    # The null-fraction check's settings (checks.NULL_FRACTION_BASE): a floor of one
+    # percentage point, not 10 rows, and zero nulls is good news.
+    ratio = AnomalyConfig(abs_floor=0.01, zero_is_anomaly=False)
+    history = [0.001, 0.0012, 0.0009, 0.0011, 0.001, 0.0008, 0.0013]
+    assert not evaluate(history, 0.4, ratio).passed
+    assert evaluate(history, 0.0015, ratio).passed  # a wobble below the floor
+    assert evaluate(history, 0.0, ratio).passed
+    # With the row-count floor of 10 nothing on a 0–1 scale could ever be flagged.
+    assert evaluate(history, 0.4).passed
