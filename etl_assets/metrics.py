@@ -13,8 +13,7 @@ import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from dataclasses import field as dc_field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,6 +22,7 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from etl_assets import storage as S
 from etl_assets.specs import MetricsSpec
 from etl_assets.sql_quoting import identifier
 
@@ -115,7 +115,7 @@ class MetricPlan:
         spark: SparkSession,
         observation: Observation | None,
         location: str,
-        footer: "FooterStats | None" = None,
+        footer: "S.FooterStats | None" = None,
         observed: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """All metrics of a finished write, in a stable order (row count, then per column).
@@ -124,7 +124,7 @@ class MetricPlan:
         `footer`: the written files' footer statistics if already read (else read here).
         `observed`: `observed(observation)` if already read. Extra aggregates are left out.
         """
-        footer = footer or read_footers(spark, location, self.footer_columns)
+        footer = footer or S.read_footers(spark, location, self.footer_columns)
         found: dict[str, Any] = {ROW_COUNT: footer.rows}
         found.update(observed if observed is not None else self.observed(observation))
         for column in self.footer_columns:
@@ -152,7 +152,7 @@ class MetricPlan:
             metrics[WATERMARK] = found[WATERMARK]
         return metrics
 
-    def footer_metrics(self, footer: "FooterStats") -> dict[str, Any]:
+    def footer_metrics(self, footer: "S.FooterStats") -> dict[str, Any]:
         """Row count, null counts and date ranges from footer statistics (of one partition).
 
         Only footer metrics: observed aggregates cover the whole write, not each partition.
@@ -273,101 +273,6 @@ def plan_metrics(
     for name, expr in extra:
         add(name, expr)
     return MetricPlan(schema, exprs, names, capped, tuple(footer_columns))
-
-
-@dataclass
-class FooterStats:
-    """Row count, null counts and min/max of date/timestamp columns, from Parquet footers."""
-
-    rows: int = 0
-    nulls: dict[str, int] = dc_field(default_factory=dict)
-    minimum: dict[str, Any] = dc_field(default_factory=dict)
-    maximum: dict[str, Any] = dc_field(default_factory=dict)
-
-
-def merge_footers(parts: Sequence[FooterStats], columns: Sequence[str]) -> FooterStats:
-    """The footer statistics of several folders (partitions) taken together."""
-    total = FooterStats(nulls={c: 0 for c in columns})
-    for part in parts:
-        total.rows += part.rows
-        for column in columns:
-            total.nulls[column] += part.nulls.get(column, 0)
-        for column, low in part.minimum.items():
-            if column not in total.minimum or low < total.minimum[column]:
-                total.minimum[column] = low
-        for column, high in part.maximum.items():
-            if column not in total.maximum or high > total.maximum[column]:
-                total.maximum[column] = high
-    return total
-
-
-_EPOCH = date(1970, 1, 1)
-
-
-def _footer_value(primitive: Any, raw: Any) -> Any:
-    """A footer min/max of a DATE or TIMESTAMP column as a Python value."""
-    logical = str(primitive.getLogicalTypeAnnotation() or "")
-    if logical.startswith("DATE"):
-        return _EPOCH + timedelta(days=int(raw))
-    if logical.startswith("TIMESTAMP"):
-        divisor = 1_000 if "MILLIS" in logical else 1_000_000 if "MICROS" in logical else 10**9
-        stamp = datetime.fromtimestamp(int(raw) / divisor, tz=timezone.utc)
-        return stamp if "true" in logical else stamp.replace(tzinfo=None)
-    return None
-
-
-def read_footers(spark: SparkSession, location: str, columns: Sequence[str]) -> FooterStats:
-    """Aggregate the footers of every Parquet file under `location` (no data is read).
-
-    Args:
-        spark: The session (its JVM reads the footers through Hadoop, so any filesystem works).
-        location: The folder just written.
-        columns: Top-level columns stored in the files whose null counts are wanted.
-
-    Returns:
-        Total rows, null counts per column, and min/max of date/timestamp columns over all row
-        groups (absent when a column has no non-null value). INT96 timestamps carry no
-        min/max, so the session writes TIMESTAMP_MICROS.
-    """
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Parquet's Java API has no Python binding
-    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
-    root = jvm.org.apache.hadoop.fs.Path(location)
-    files = root.getFileSystem(conf).listFiles(root, True)
-    wanted = set(columns)
-    stats = FooterStats(nulls={c: 0 for c in columns})
-    while files.hasNext():
-        path = files.next().getPath()
-        name = path.getName()
-        if name.startswith(("_", ".")):
-            continue
-        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
-            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf)
-        )
-        try:
-            blocks = reader.getFooter().getBlocks()
-        finally:
-            reader.close()
-        for block in blocks:
-            stats.rows += block.getRowCount()
-            for chunk in block.getColumns():
-                parts = list(chunk.getPath().toArray())
-                if len(parts) != 1 or parts[0] not in wanted:
-                    continue
-                column = parts[0]
-                chunk_stats = chunk.getStatistics()
-                stats.nulls[column] += chunk_stats.getNumNulls()
-                if not chunk_stats.hasNonNullValue():
-                    continue
-                primitive = chunk.getPrimitiveType()
-                low = _footer_value(primitive, chunk_stats.genericGetMin())
-                high = _footer_value(primitive, chunk_stats.genericGetMax())
-                if low is None:
-                    continue
-                if column not in stats.minimum or low < stats.minimum[column]:
-                    stats.minimum[column] = low
-                if column not in stats.maximum or high > stats.maximum[column]:
-                    stats.maximum[column] = high
-    return stats
 
 
 def column_schema(schema: T.StructType) -> dg.TableSchema:
@@ -541,31 +446,3 @@ def to_log_values(value: Any) -> tuple[float | None, str | None]:
     return None, str(value)
 
 
-def rows_read(spark: SparkSession, job_group: str) -> int | None:
-    """Records read from sources by the jobs of a job group, from Spark's status store.
-
-    Costs no scan: Spark counts input records as it reads. Returns None when the status store
-    has no record of the jobs (e.g. it was pruned). Cached inputs read from memory are not
-    counted by Spark.
-    """
-    tracker = spark.sparkContext.statusTracker()
-    store = spark.sparkContext._jsc.sc().statusStore()  # noqa: SLF001 - no public accessor
-    total = 0
-    seen = False
-    for job_id in tracker.getJobIdsForGroup(job_group):
-        info = tracker.getJobInfo(job_id)
-        for stage_id in info.stageIds if info else []:
-            try:
-                total += store.lastStageAttempt(stage_id).inputRecords()
-                seen = True
-            except Exception:  # noqa: BLE001 - a skipped stage has no attempt
-                continue
-    return total if seen else None
-
-
-def path_bytes(spark: SparkSession, path: str) -> int:
-    """Bytes on disk under a path, from the Hadoop filesystem (local, HDFS, S3...)."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
-    return int(fs.getContentSummary(hpath).getLength())

@@ -26,6 +26,7 @@ from pydantic import Field, PrivateAttr
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
+from etl_assets import storage
 from etl_assets.metastore_lock import lock_embedded_metastore
 from etl_assets.settings import Settings
 
@@ -146,8 +147,7 @@ def start_session(
     settings = {str(key): str(value) for key, value in conf.items()}
     context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
     if metastore_password:
-        # PySpark has no public handle on the Hadoop configuration; `_jsc` is the usual one.
-        context._jsc.hadoopConfiguration().set(METASTORE_PASSWORD_KEY, metastore_password)
+        storage.set_hadoop_option(context, METASTORE_PASSWORD_KEY, metastore_password)
     session = SparkSession.builder.config(map=settings).getOrCreate()
     session.sparkContext.setLogLevel("WARN")
     return session

@@ -27,6 +27,7 @@ from etl_assets import metrics as M
 from etl_assets import quality as Q
 from etl_assets.hive_log import (
     FAILED, RETRY, SUCCESS, CheckRecord, FeedbackRecord, HiveLog, RunRecord)
+from etl_assets import storage as S
 from etl_assets import writes as W
 from etl_assets.specs import Project, Source, Table, parse_duration, render_template
 from etl_assets.sql_quoting import identifier
@@ -230,9 +231,8 @@ def skipped_rows(observation: Observation | None, wait_s: float = 10.0) -> dict[
     """
     if observation is None:
         return {}
-    future = observation._jo.future()  # noqa: SLF001 - no Python binding to test completion
     deadline = time.monotonic() + wait_s
-    while not future.isCompleted():
+    while not S.observation_done(observation):
         if time.monotonic() >= deadline:
             logger.warning("the watermark filter's skipped-row count never arrived (the "
                            "write did not read the incremental input?); rows_skipped unknown")
@@ -399,14 +399,14 @@ def load_table(
             rejected_rows = _split_rejected(spark, table, frame.schema, staged, location,
                                             rejected_root)
     except BaseException:
-        W.delete_path(spark, location)
+        S.delete_path(spark, location)
         if staged != location:
-            W.delete_path(spark, staged)
+            S.delete_path(spark, staged)
         raise
     schema = W.ordered_schema(plan.schema, partition_columns)
     written = W.written_partitions(spark, location, partition_columns) if partition_columns else []
-    footers = {p.key: M.read_footers(spark, p.path, plan.footer_columns) for p in written}
-    total = M.merge_footers(list(footers.values()), plan.footer_columns) if written else None
+    footers = {p.key: S.read_footers(spark, p.path, plan.footer_columns) for p in written}
+    total = S.merge_footers(list(footers.values()), plan.footer_columns) if written else None
     metrics = plan.collect(spark, observation, location, total, values)
     if spec.incremental and metrics.get(M.WATERMARK) is None:
         metrics[M.WATERMARK] = request.watermark  # nothing new: the watermark stays
@@ -440,8 +440,8 @@ def load_table(
         location=location,
         schema=schema,
         metrics=metrics,
-        rows_in=M.rows_read(spark, group),
-        bytes=M.path_bytes(spark, location),
+        rows_in=S.rows_read(spark, group),
+        bytes=S.path_bytes(spark, location),
         duration_s=time.monotonic() - started,
         write_mode=mode,
         partitions=per_partition,
@@ -467,7 +467,7 @@ def _sample_failures(
     """
     if not any(rules.violations(observed, r) for r in rules.rules if r.name in rules.conditions):
         return {}
-    failed = rules.failed_row_rules(observed, M.read_footers(spark, staged, []).rows)
+    failed = rules.failed_row_rules(observed, S.read_footers(spark, staged, []).rows)
     if not failed:
         return {}
     written = spark.read.schema(schema).option("basePath", staged).parquet(staged)
@@ -502,15 +502,13 @@ def _split_rejected(
     The rejected rows are added before the table is published: a failure here fails the load
     and leaves the table as it was, so no row is ever lost.
     """
-    fs, good = W.hadoop_fs(spark, f"{staged}/{Q.REJECTED_BY}={W.HIVE_NULL}")
-    _, target = W.hadoop_fs(spark, location)
-    fs.mkdirs(target.getParent())
-    if fs.exists(good):
-        if not fs.rename(good, target):
-            raise OSError(f"could not move {good} to {target}")
+    good = f"{staged}/{Q.REJECTED_BY}={W.HIVE_NULL}"
+    S.mkdirs(spark, location.rstrip("/").rsplit("/", 1)[0])
+    if S.exists(spark, good):
+        S.rename(spark, good, location)
     else:
-        fs.mkdirs(target)  # every row was rejected: the load is empty
-    rejected = M.read_footers(spark, staged, []).rows
+        S.mkdirs(spark, location)  # every row was rejected: the load is empty
+    rejected = S.read_footers(spark, staged, []).rows
     columns = [Q.REJECTED_BY, *table.spec.hive_partition_columns]
     qualified = f"{table.qualified_name}{Q.REJECTED_SUFFIX}"
     ordered = W.ordered_schema(schema, columns)
@@ -518,7 +516,7 @@ def _split_rejected(
     if rejected:
         W.append_files(spark, qualified, ordered, columns, staged, rejected_root)
     else:
-        W.delete_path(spark, staged)
+        S.delete_path(spark, staged)
     return rejected
 
 

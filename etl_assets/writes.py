@@ -15,7 +15,6 @@ A failure before the switch leaves the table as it was; the new folder is delete
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -29,6 +28,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
+from etl_assets import storage as S
 from etl_assets.anomaly import compare_schemas
 from etl_assets.sql_quoting import (
     column_definitions,
@@ -41,20 +41,6 @@ from etl_assets.sql_quoting import (
 logger = logging.getLogger(__name__)
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
-
-
-def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """The Hadoop filesystem of a path and the path as a Hadoop `Path`."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem has no Python binding
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
-
-
-def delete_path(spark: SparkSession, path: str) -> None:
-    """Delete a folder (recursively) if it exists."""
-    fs, hpath = hadoop_fs(spark, path)
-    if fs.exists(hpath):
-        fs.delete(hpath, True)
 
 
 def ordered_schema(schema: T.StructType, partition_columns: list[str]) -> T.StructType:
@@ -100,46 +86,6 @@ def create_external(
         spark.sql(f"ALTER TABLE {table_name(qualified)} RECOVER PARTITIONS")
 
 
-@dataclass(frozen=True)
-class TableMeta:
-    """What the metastore holds about a table, read in one call.
-
-    Attributes:
-        location: The table's folder (a URI, as `DESCRIBE` shows it).
-        external: Whether the table is external (ours are: the data lives in load folders).
-        schema: Data columns, then partition columns (as `spark.table(...).schema`).
-        partition_columns: Partition column names, in order.
-    """
-
-    location: str
-    external: bool
-    schema: T.StructType
-    partition_columns: list[str]
-
-    def same_shape(self, schema: T.StructType, partition_columns: list[str]) -> bool:
-        """Whether the table has exactly these columns, types and partition columns."""
-        return [(f.name, f.dataType) for f in self.schema] == [
-            (f.name, f.dataType) for f in schema
-        ] and self.partition_columns == partition_columns
-
-
-def table_meta(spark: SparkSession, qualified: str) -> TableMeta:
-    """Location, type, schema and partition columns of a table in one metastore call.
-
-    `DESCRIBE TABLE EXTENDED`, `listColumns` and `spark.table` each cost a metastore round
-    trip (and `DESCRIBE` a query plan); publishing a load asked for all of them, twice.
-    """
-    state = spark._jsparkSession.sessionState()  # noqa: SLF001 - no Python binding
-    meta = state.catalog().getTableMetadata(state.sqlParser().parseTableIdentifier(qualified))
-    as_java = spark.sparkContext._jvm.scala.jdk.javaapi.CollectionConverters.asJava  # noqa: SLF001
-    return TableMeta(
-        location=meta.location().toString(),
-        external=meta.tableType().name() == "EXTERNAL",
-        schema=T.StructType.fromJson(json.loads(meta.schema().json())),
-        partition_columns=list(as_java(meta.partitionColumnNames())),
-    )
-
-
 def replace_table(
     spark: SparkSession,
     qualified: str,
@@ -158,7 +104,7 @@ def replace_table(
     if not spark.catalog.tableExists(qualified):
         create_external(spark, qualified, schema, partition_columns, location)
         return []
-    meta = table_meta(spark, qualified)
+    meta = S.table_meta(spark, qualified)
     old = _our_locations(spark, qualified, meta, loads_root)
     ours = meta.external and meta.location.startswith(loads_root)
     if ours and not partition_columns and meta.same_shape(schema, []):
@@ -174,12 +120,12 @@ def replace_table(
     return old
 
 
-def _our_locations(spark: SparkSession, qualified: str, meta: TableMeta,
+def _our_locations(spark: SparkSession, qualified: str, meta: S.TableMeta,
                    loads_root: str) -> list[str]:
     """The folders under our loads root that the table or its partitions point at."""
     locations = [meta.location]
     if meta.partition_columns:
-        locations += partition_locations(spark, qualified, meta.partition_columns).values()
+        locations += S.partition_locations(spark, qualified, meta.partition_columns).values()
     return [loc for loc in locations if loc.startswith(loads_root)]
 
 
@@ -207,11 +153,10 @@ def written_partitions(
     """The partition folders Spark wrote under `location` (nested `col=value` folders)."""
     found: list[WrittenPartition] = []
 
-    def walk(path: Any, values: tuple[tuple[str, str | None], ...], depth: int) -> None:
-        fs = path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
-        for status in fs.listStatus(path):
-            name = status.getPath().getName()
-            if not status.isDirectory() or "=" not in name:
+    def walk(path: str, values: tuple[tuple[str, str | None], ...], depth: int) -> None:
+        for entry in S.list_dir(spark, path):
+            name = entry.name
+            if not entry.is_dir or "=" not in name:
                 continue
             escaped, raw = name.split("=", 1)
             column = unquote(escaped)  # Hive escapes quotes, `=`, `/` ... in column names too
@@ -219,13 +164,11 @@ def written_partitions(
                 continue
             value = None if raw == HIVE_NULL else unquote(raw)
             if depth + 1 == len(partition_columns):
-                found.append(WrittenPartition(values + ((column, value),),
-                                              status.getPath().toString()))
+                found.append(WrittenPartition(values + ((column, value),), entry.path))
             else:
-                walk(status.getPath(), values + ((column, value),), depth + 1)
+                walk(entry.path, values + ((column, value),), depth + 1)
 
-    _, root = hadoop_fs(spark, location)
-    walk(root, (), 0)
+    walk(location, (), 0)
     return sorted(found, key=lambda p: p.key)
 
 
@@ -236,29 +179,6 @@ def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
         pieces = [piece.split("=", 1) for piece in row[0].split("/")]
         specs.append(partition_spec([(unquote(column), unquote(raw)) for column, raw in pieces]))
     return specs
-
-
-def partition_locations(spark: SparkSession, qualified: str,
-                        columns: list[str] | None = None) -> dict[str, str]:
-    """Every partition of the table (as a SQL spec) with its folder, in one metastore call.
-
-    `columns`: the table's partition columns, when the caller knows them already.
-    """
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
-    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
-    database, name = qualified.split(".", 1)
-    columns = columns if columns is not None else _partition_columns(spark, qualified)
-    found = {}
-    partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
-    for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
-        values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
-        spec = partition_spec([(c, values[c]) for c in columns])
-        found[spec] = partition.location().toString()
-    return found
-
-
-def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
-    return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
 
 
 class SchemaChangeError(ValueError):
@@ -341,7 +261,7 @@ def replace_partitions(
     One metastore call per partition: a reader sees each partition either old or new.
     Returns the partition folders of ours that are no longer used.
     """
-    existing = partition_locations(spark, qualified)
+    existing = S.partition_locations(spark, qualified)
     old: list[str] = []
     added = []
     for partition in partitions:
@@ -389,18 +309,18 @@ def append_files(
         for partition in written_partitions(spark, location, partition_columns):
             if partition.spec in existing:
                 target = table_info(spark, qualified, partition.spec)["Location"]
-                _move_files(spark, partition.path, target)
+                S.move_files(spark, partition.path, target)
             else:
                 spark.sql(f"ALTER TABLE {table_name(qualified)} ADD PARTITION ({partition.spec}) "
                           f"LOCATION {string_literal(partition.path)}")
     else:
-        meta = table_meta(spark, qualified)
+        meta = S.table_meta(spark, qualified)
         added = require_same_columns(qualified, meta.schema, schema,
                                      "appended rows join the table's rows")
         if added:  # older files lack them: Parquet reads them as null
             spark.sql(f"ALTER TABLE {table_name(qualified)} ADD COLUMNS "
                       f"({_ddl(T.StructType(added))})")
-        _move_files(spark, location, meta.location)
+        S.move_files(spark, location, meta.location)
     spark.catalog.refreshTable(qualified)
 
 
@@ -445,8 +365,6 @@ def _append_records(spark: SparkSession, qualified: str, schema: T.StructType,
     for row in rows:
         by_partition.setdefault(row[index], []).append(row)
     location = _cached_folder(spark, qualified, None).rstrip("/")
-    fs, _ = hadoop_fs(spark, location)
-    hadoop_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path  # noqa: SLF001
     added: list[tuple[str, str]] = []  # (spec, folder) of the partitions this append adds
     with tempfile.TemporaryDirectory(prefix="etl_assets_append_") as local:
         for value, part_rows in by_partition.items():
@@ -457,12 +375,11 @@ def _append_records(spark: SparkSession, qualified: str, schema: T.StructType,
             local_file = os.path.join(local, f"part-{uuid.uuid4().hex}.parquet")
             pq.write_table(pa.table(columns, schema=arrow_schema), local_file)
             staged = f"{location}/_appends/{uuid.uuid4().hex}"
-            fs.copyFromLocalFile(True, True, hadoop_path(f"file://{local_file}"),
-                                 hadoop_path(f"{staged}/{os.path.basename(local_file)}"))
+            S.copy_from_local(spark, local_file, f"{staged}/{os.path.basename(local_file)}")
             known = _cached_folder(spark, qualified, (partition_column, str(value)))
             folder = known or f"{location}/{partition_column}={value}"
-            _move_files(spark, staged, folder)
-            delete_path(spark, staged)
+            S.move_files(spark, staged, folder)
+            S.delete_path(spark, staged)
             if not known:
                 added.append((partition_spec([(partition_column, str(value))]), folder))
     if added:
@@ -506,39 +423,17 @@ def _cached_folder(spark: SparkSession, qualified: str,
     key = (id(spark), qualified, partition)
     if key not in _FOLDERS:
         if partition is None:
-            _FOLDERS[key] = table_meta(spark, qualified).location
+            _FOLDERS[key] = S.table_meta(spark, qualified).location
         else:
-            found = _partition_folder(spark, qualified, {partition[0]: partition[1]})
+            found = S.partition_folder(spark, qualified, {partition[0]: partition[1]})
             if found is None:
                 return None  # not cached: the append adds it, another writer may too
             _FOLDERS[key] = found
     return _FOLDERS[key]
 
 
-def _partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str]) -> str | None:
-    """A partition's folder, or None if the table has no such partition (one metastore call)."""
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
-    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
-    database, name = qualified.split(".", 1)
-    found = catalog.getPartitionOption(database, name, jvm.PythonUtils.toScalaMap(spec))
-    return found.get().location().toString() if found.isDefined() else None
-
-
 def _has_partition(spark: SparkSession, qualified: str, spec: str) -> bool:
     return bool(spark.sql(f"SHOW PARTITIONS {table_name(qualified)} PARTITION ({spec})").take(1))
-
-
-def _move_files(spark: SparkSession, source: str, target: str) -> None:
-    fs, src = hadoop_fs(spark, source)
-    _, dst = hadoop_fs(spark, target)
-    fs.mkdirs(dst)
-    for status in fs.listStatus(src):
-        name = status.getPath().getName()
-        if status.isFile() and not name.startswith(("_", ".")):
-            target_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(  # noqa: SLF001
-                dst, f"append-{uuid.uuid4().hex[:8]}-{name}")
-            if not fs.rename(status.getPath(), target_path):
-                raise OSError(f"could not move {status.getPath()} to {target_path}")
 
 
 def delete_unused(spark: SparkSession, folders: list[str], loads_root: str) -> None:
@@ -551,12 +446,11 @@ def delete_unused(spark: SparkSession, folders: list[str], loads_root: str) -> N
         if not folder.startswith(loads_root.rstrip("/") + "/load_"):
             logger.warning("not deleting %s: outside %s/load_*", folder, loads_root)
             continue
-        delete_path(spark, folder)
+        S.delete_path(spark, folder)
         parents.add(folder.rstrip("/").rsplit("/", 1)[0])
     for parent in parents:
-        fs, hpath = hadoop_fs(spark, parent)
-        if not fs.exists(hpath) or "load_" not in hpath.getName():
+        if "load_" not in parent.rsplit("/", 1)[-1] or not S.exists(spark, parent):
             continue
-        children = [s.getPath().getName() for s in fs.listStatus(hpath)]
+        children = [entry.name for entry in S.list_dir(spark, parent)]
         if all(c.startswith(("_", ".")) for c in children):
-            fs.delete(hpath, True)
+            S.delete_path(spark, parent)

@@ -1,0 +1,324 @@
+"""Everything the engine does through the driver's JVM instead of Spark SQL, in one place.
+
+Folders (exists, delete, create, rename, list, size, copy a local file in), the footers of
+Parquet files just written, the metastore catalog's table and partition records, and the
+input records Spark's status store counted. Each goes through the JVM's Hadoop FileSystem,
+Parquet reader or catalog, which have no Python binding: the engine's other modules never
+touch `_jvm`, `_jsc` or `_jsparkSession`, so running the engine where the driver has no JVM
+(Spark Connect) means replacing this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+from pyspark import SparkContext
+from pyspark.sql import Observation, SparkSession
+from pyspark.sql import types as T
+
+from etl_assets.sql_quoting import partition_spec
+
+
+# --- folders ----------------------------------------------------------------------------------
+
+
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """The Hadoop filesystem of a path and the path as a Hadoop `Path`."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Hadoop's FileSystem has no Python binding
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    """Delete a folder (recursively) if it exists."""
+    fs, hpath = hadoop_fs(spark, path)
+    if fs.exists(hpath):
+        fs.delete(hpath, True)
+
+
+def exists(spark: SparkSession, path: str) -> bool:
+    """Whether a file or folder exists."""
+    fs, hpath = hadoop_fs(spark, path)
+    return bool(fs.exists(hpath))
+
+
+def mkdirs(spark: SparkSession, path: str) -> None:
+    """Create a folder and its parents (nothing if it exists)."""
+    fs, hpath = hadoop_fs(spark, path)
+    fs.mkdirs(hpath)
+
+
+def rename(spark: SparkSession, source: str, target: str) -> None:
+    """Rename a file or folder (atomic on HDFS and local disks); the target's parent must exist.
+
+    Raises:
+        OSError: The filesystem refused (the target exists, the source vanished, ...).
+    """
+    fs, src = hadoop_fs(spark, source)
+    _, dst = hadoop_fs(spark, target)
+    if not fs.rename(src, dst):
+        raise OSError(f"could not move {source} to {target}")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One child of a folder."""
+
+    name: str
+    path: str
+    is_dir: bool
+
+
+def list_dir(spark: SparkSession, path: str) -> list[Entry]:
+    """The children of a folder (not recursive)."""
+    fs, hpath = hadoop_fs(spark, path)
+    return [Entry(s.getPath().getName(), s.getPath().toString(), bool(s.isDirectory()))
+            for s in fs.listStatus(hpath)]
+
+
+def copy_from_local(spark: SparkSession, local_file: str, target: str) -> None:
+    """Move a local file to `target` on the table's filesystem (the local copy is deleted)."""
+    fs, dst = hadoop_fs(spark, target)
+    _, src = hadoop_fs(spark, f"file://{local_file}")
+    fs.copyFromLocalFile(True, True, src, dst)
+
+
+def move_files(spark: SparkSession, source: str, target: str) -> None:
+    """Rename the data files of `source` into `target` (created if missing), each under a
+    new unique name: a reader sees each file whole or not at all."""
+    fs, src = hadoop_fs(spark, source)
+    _, dst = hadoop_fs(spark, target)
+    fs.mkdirs(dst)
+    for status in fs.listStatus(src):
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith(("_", ".")):
+            target_path = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(  # noqa: SLF001
+                dst, f"append-{uuid.uuid4().hex[:8]}-{name}")
+            if not fs.rename(status.getPath(), target_path):
+                raise OSError(f"could not move {status.getPath()} to {target_path}")
+
+
+# --- Parquet footers -------------------------------------------------------------------------
+
+
+@dataclass
+class FooterStats:
+    """Row count, null counts and min/max of date/timestamp columns, from Parquet footers."""
+
+    rows: int = 0
+    nulls: dict[str, int] = dc_field(default_factory=dict)
+    minimum: dict[str, Any] = dc_field(default_factory=dict)
+    maximum: dict[str, Any] = dc_field(default_factory=dict)
+
+
+def merge_footers(parts: Sequence[FooterStats], columns: Sequence[str]) -> FooterStats:
+    """The footer statistics of several folders (partitions) taken together."""
+    total = FooterStats(nulls={c: 0 for c in columns})
+    for part in parts:
+        total.rows += part.rows
+        for column in columns:
+            total.nulls[column] += part.nulls.get(column, 0)
+        for column, low in part.minimum.items():
+            if column not in total.minimum or low < total.minimum[column]:
+                total.minimum[column] = low
+        for column, high in part.maximum.items():
+            if column not in total.maximum or high > total.maximum[column]:
+                total.maximum[column] = high
+    return total
+
+
+_EPOCH = date(1970, 1, 1)
+
+
+def _footer_value(primitive: Any, raw: Any) -> Any:
+    """A footer min/max of a DATE or TIMESTAMP column as a Python value."""
+    logical = str(primitive.getLogicalTypeAnnotation() or "")
+    if logical.startswith("DATE"):
+        return _EPOCH + timedelta(days=int(raw))
+    if logical.startswith("TIMESTAMP"):
+        divisor = 1_000 if "MILLIS" in logical else 1_000_000 if "MICROS" in logical else 10**9
+        stamp = datetime.fromtimestamp(int(raw) / divisor, tz=timezone.utc)
+        return stamp if "true" in logical else stamp.replace(tzinfo=None)
+    return None
+
+
+def read_footers(spark: SparkSession, location: str, columns: Sequence[str]) -> FooterStats:
+    """Aggregate the footers of every Parquet file under `location` (no data is read).
+
+    Args:
+        spark: The session (its JVM reads the footers through Hadoop, so any filesystem works).
+        location: The folder just written.
+        columns: Top-level columns stored in the files whose null counts are wanted.
+
+    Returns:
+        Total rows, null counts per column, and min/max of date/timestamp columns over all row
+        groups (absent when a column has no non-null value). INT96 timestamps carry no
+        min/max, so the session writes TIMESTAMP_MICROS.
+    """
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - Parquet's Java API has no Python binding
+    conf = spark.sparkContext._jsc.hadoopConfiguration()  # noqa: SLF001
+    root = jvm.org.apache.hadoop.fs.Path(location)
+    files = root.getFileSystem(conf).listFiles(root, True)
+    wanted = set(columns)
+    stats = FooterStats(nulls={c: 0 for c in columns})
+    while files.hasNext():
+        path = files.next().getPath()
+        name = path.getName()
+        if name.startswith(("_", ".")):
+            continue
+        reader = jvm.org.apache.parquet.hadoop.ParquetFileReader.open(
+            jvm.org.apache.parquet.hadoop.util.HadoopInputFile.fromPath(path, conf)
+        )
+        try:
+            blocks = reader.getFooter().getBlocks()
+        finally:
+            reader.close()
+        for block in blocks:
+            stats.rows += block.getRowCount()
+            for chunk in block.getColumns():
+                parts = list(chunk.getPath().toArray())
+                if len(parts) != 1 or parts[0] not in wanted:
+                    continue
+                column = parts[0]
+                chunk_stats = chunk.getStatistics()
+                stats.nulls[column] += chunk_stats.getNumNulls()
+                if not chunk_stats.hasNonNullValue():
+                    continue
+                primitive = chunk.getPrimitiveType()
+                low = _footer_value(primitive, chunk_stats.genericGetMin())
+                high = _footer_value(primitive, chunk_stats.genericGetMax())
+                if low is None:
+                    continue
+                if column not in stats.minimum or low < stats.minimum[column]:
+                    stats.minimum[column] = low
+                if column not in stats.maximum or high > stats.maximum[column]:
+                    stats.maximum[column] = high
+    return stats
+
+
+# --- the metastore catalog --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableMeta:
+    """What the metastore holds about a table, read in one call.
+
+    Attributes:
+        location: The table's folder (a URI, as `DESCRIBE` shows it).
+        external: Whether the table is external (ours are: the data lives in load folders).
+        schema: Data columns, then partition columns (as `spark.table(...).schema`).
+        partition_columns: Partition column names, in order.
+    """
+
+    location: str
+    external: bool
+    schema: T.StructType
+    partition_columns: list[str]
+
+    def same_shape(self, schema: T.StructType, partition_columns: list[str]) -> bool:
+        """Whether the table has exactly these columns, types and partition columns."""
+        return [(f.name, f.dataType) for f in self.schema] == [
+            (f.name, f.dataType) for f in schema
+        ] and self.partition_columns == partition_columns
+
+
+def table_meta(spark: SparkSession, qualified: str) -> TableMeta:
+    """Location, type, schema and partition columns of a table in one metastore call.
+
+    `DESCRIBE TABLE EXTENDED`, `listColumns` and `spark.table` each cost a metastore round
+    trip (and `DESCRIBE` a query plan); publishing a load asked for all of them, twice.
+    """
+    state = spark._jsparkSession.sessionState()  # noqa: SLF001 - no Python binding
+    meta = state.catalog().getTableMetadata(state.sqlParser().parseTableIdentifier(qualified))
+    as_java = spark.sparkContext._jvm.scala.jdk.javaapi.CollectionConverters.asJava  # noqa: SLF001
+    return TableMeta(
+        location=meta.location().toString(),
+        external=meta.tableType().name() == "EXTERNAL",
+        schema=T.StructType.fromJson(json.loads(meta.schema().json())),
+        partition_columns=list(as_java(meta.partitionColumnNames())),
+    )
+
+
+def partition_locations(spark: SparkSession, qualified: str,
+                        columns: list[str] | None = None) -> dict[str, str]:
+    """Every partition of the table (as a SQL spec) with its folder, in one metastore call.
+
+    `columns`: the table's partition columns, when the caller knows them already.
+    """
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    database, name = qualified.split(".", 1)
+    columns = columns if columns is not None else _partition_columns(spark, qualified)
+    found = {}
+    partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
+    for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
+        values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
+        spec = partition_spec([(c, values[c]) for c in columns])
+        found[spec] = partition.location().toString()
+    return found
+
+
+def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
+    return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
+
+
+def partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str]) -> str | None:
+    """A partition's folder, or None if the table has no such partition (one metastore call)."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    database, name = qualified.split(".", 1)
+    found = catalog.getPartitionOption(database, name, jvm.PythonUtils.toScalaMap(spec))
+    return found.get().location().toString() if found.isDefined() else None
+
+
+# --- the Hadoop configuration ----------------------------------------------------------------
+
+
+def set_hadoop_option(context: SparkContext, key: str, value: str) -> None:
+    """Set one option of the running context's Hadoop configuration (not a Spark setting:
+    it appears in no `SparkConf`, command line or UI)."""
+    context._jsc.hadoopConfiguration().set(key, value)  # noqa: SLF001 - no Python binding
+
+
+# --- Spark's status store --------------------------------------------------------------------
+
+
+def observation_done(observation: Observation) -> bool:
+    """Whether an `Observation`'s metrics have arrived (`Observation.get` would not block)."""
+    return bool(observation._jo.future().isCompleted())  # noqa: SLF001 - no Python binding
+
+
+def rows_read(spark: SparkSession, job_group: str) -> int | None:
+    """Records read from sources by the jobs of a job group, from Spark's status store.
+
+    Costs no scan: Spark counts input records as it reads. Returns None when the status store
+    has no record of the jobs (e.g. it was pruned). Cached inputs read from memory are not
+    counted by Spark.
+    """
+    tracker = spark.sparkContext.statusTracker()
+    store = spark.sparkContext._jsc.sc().statusStore()  # noqa: SLF001 - no public accessor
+    total = 0
+    seen = False
+    for job_id in tracker.getJobIdsForGroup(job_group):
+        info = tracker.getJobInfo(job_id)
+        for stage_id in info.stageIds if info else []:
+            try:
+                total += store.lastStageAttempt(stage_id).inputRecords()
+                seen = True
+            except Exception:  # noqa: BLE001 - a skipped stage has no attempt
+                continue
+    return total if seen else None
+
+
+def path_bytes(spark: SparkSession, path: str) -> int:
+    """Bytes on disk under a path, from the Hadoop filesystem (local, HDFS, S3...)."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # noqa: SLF001
+    return int(fs.getContentSummary(hpath).getLength())
