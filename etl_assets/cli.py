@@ -52,7 +52,8 @@ def status_frame(spark: SparkSession, settings: Settings) -> DataFrame:
         """
     )
     project = load_project(
-        settings.pipelines_dir, rename_database=settings.environment.database
+        settings.pipelines_dir, rename_database=settings.environment.database,
+        transforms=settings.transforms_dir,
     )
     specs = spark.createDataFrame(
         [(t.name, t.qualified_name) for t in project.tables.values()],
@@ -168,7 +169,8 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     from etl_assets.feedback import FEEDBACK_JOB, FeedbackError
 
     settings = load_settings()
-    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database)
+    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database,
+                           transforms=settings.transforms_dir)
     if args.table not in project.tables:
         parser.error(f"unknown table {args.table!r}; tables: {', '.join(sorted(project.tables))}")
     overrides = {}

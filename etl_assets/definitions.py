@@ -46,7 +46,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     """
     settings = settings or load_settings()
     project = load_project(
-        settings.pipelines_dir, rename_database=settings.environment.database
+        settings.pipelines_dir, rename_database=settings.environment.database,
+        transforms=settings.transforms_dir,
     )
     return dg.Definitions(
         assets=[*build_assets(project), build_health_report_asset(project, settings)],

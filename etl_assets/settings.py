@@ -28,6 +28,8 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_WAREHOUSE_DIR`: the Spark SQL warehouse (default `<home>/warehouse`).
 - `ETL_ASSETS_LOG_DB`: the Hive database of the log tables (default `etl_log`).
 - `ETL_ASSETS_PIPELINES`: folder of table specs (default: the package's `pipelines/`).
+- `ETL_ASSETS_TRANSFORMS`: folder of Python table modules (`*.py` with `@table` functions;
+  default: `transforms/` beside the pipelines folder, so the package's `transforms/`).
 - `ETL_ASSETS_SHUFFLE_PARTITIONS`: `spark.sql.shuffle.partitions` (default 4, for 2 cores).
 - `ETL_ENV`: `dev` (default), `staging` or `prod`, from `environments.yaml` (or the file
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
@@ -188,6 +190,7 @@ class Settings:
     worker_memory: str = "8g"
     thrift_port: int = 10000
     metastore_lock_timeout_s: float | None = None
+    transforms_dir: Path | None = None  # None: `transforms/` beside pipelines_dir
 
     @property
     def dagster_home(self) -> Path:
@@ -231,6 +234,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not _NAME_PART.match(log_db):
         raise ValueError(f"ETL_ASSETS_LOG_DB={log_db!r} may hold only letters, digits and _ "
                          "(it names a Hive database)")
+    pipelines = Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve()
     return Settings(
         home=home,
         profile=profile,
@@ -238,7 +242,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metastore_uri=env.get("ETL_ASSETS_METASTORE_URI") or None,
         warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
         log_db=environment.database(log_db),
-        pipelines_dir=Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve(),
+        pipelines_dir=pipelines,
+        transforms_dir=Path(env.get("ETL_ASSETS_TRANSFORMS") or pipelines.parent / "transforms"
+                            ).resolve(),
         shuffle_partitions=shuffle,
         environment=environment,
         metastore_jdbc_url=env.get("ETL_ASSETS_METASTORE_JDBC_URL") or None,

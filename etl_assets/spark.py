@@ -165,10 +165,27 @@ def serve_ui_on_loopback(settings: Settings) -> None:
         os.environ.setdefault("SPARK_LOCAL_IP", LOOPBACK)
 
 
+def python_workers_on_this_interpreter(settings: Settings) -> None:
+    """Run a local master's Python workers (Python and pandas UDFs of Python tables) with this
+    process's interpreter.
+
+    PySpark starts them with `PYSPARK_PYTHON`, read when the context starts, else with
+    `python3` from the PATH, which for a virtualenv not on the PATH (`.venv/bin/dagster ...`)
+    is another interpreter, without the project's packages: a pandas UDF then fails with "No
+    module named 'pandas'". Set here, before a session starts, for local masters and Spark
+    standalone (whose executors already run the driver's interpreter, `standalone_config`); a
+    `PYSPARK_PYTHON` already set wins, and on YARN or Kubernetes, where executors need their
+    own interpreter path, nothing changes.
+    """
+    if settings.spark_master.startswith(("local", "spark://")):
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+
+
 def build_session(settings: Settings) -> SparkSession:
     """Start (or reuse) the Spark session for these settings; creates the home folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
     serve_ui_on_loopback(settings)
+    python_workers_on_this_interpreter(settings)
     return start_session(
         spark_config(settings),
         metastore_password=settings.metastore_password,
@@ -245,6 +262,7 @@ def build_spark_resource(settings: Settings) -> EtlSparkResource:
     """
     settings.home.mkdir(parents=True, exist_ok=True)
     serve_ui_on_loopback(settings)  # every process loading the definitions, before Spark starts
+    python_workers_on_this_interpreter(settings)
     password = None
     if settings.metastore_password:
         if os.environ.get(METASTORE_PASSWORD_ENV) != settings.metastore_password:

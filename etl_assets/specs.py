@@ -30,6 +30,7 @@ from pydantic import (
 )
 from sqlglot import exp
 
+from etl_assets import python_tables as PT
 from etl_assets.sql_quoting import escape_string
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -538,10 +539,15 @@ class QualityRuleSpec(_Strict):
 
 
 class TableSpec(_Strict):
-    """One Hive target table: its SQL over its inputs, how it is written and what is measured."""
+    """One Hive target table: its rows, how it is written and what is measured.
+
+    The rows are the `sql` over the inputs for a table of a YAML file (`SqlTableSpec`), or
+    what the function returns for a Python table (`etl_assets.python_tables.table`), which
+    has no `sql`. Both are validated by this model.
+    """
 
     name: str
-    sql: str
+    sql: str | None = None
     inputs: list[str] = Field(default_factory=list)
     description: str | None = None
     owners: list[str] = Field(default_factory=list)
@@ -584,8 +590,8 @@ class TableSpec(_Strict):
 
     @field_validator("sql")
     @classmethod
-    def _sql_not_blank(cls, value: str) -> str:
-        if not value.strip():
+    def _sql_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
             raise ValueError("sql is empty")
         return value
 
@@ -616,6 +622,12 @@ class TableSpec(_Strict):
         return [self.partitions.column] if self.partitions else list(self.partition_by)
 
 
+class SqlTableSpec(TableSpec):
+    """A table of a YAML file: its rows are its `sql` (required)."""
+
+    sql: str
+
+
 class DomainSpec(_Strict):
     """The contents of one `pipelines/<domain>.yaml` file."""
 
@@ -624,7 +636,7 @@ class DomainSpec(_Strict):
     description: str | None = None
     schedule: ScheduleSpec | None = None
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
-    tables: list[TableSpec]
+    tables: list[SqlTableSpec]
 
     _database = field_validator("database")(lambda v: _check_identifier(v, "database"))
 
@@ -649,12 +661,28 @@ class Source:
 
 @dataclass(frozen=True)
 class Table:
-    """A validated table spec with where it came from."""
+    """A validated table spec with where it came from.
+
+    A Python table carries its function (`python_tables.table`) and the function's source
+    text, read when the project loaded; a YAML table has its `spec.sql` instead.
+    """
 
     spec: TableSpec
     domain: str
     database: str
     file: Path
+    function: Callable[..., Any] | None = field(default=None, compare=False)
+    function_source: str | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        """`<file>: table '<name>'`, or `<file>: function '<name>'` for a Python table (with
+        the table's name when it differs), to start an error message."""
+        if self.function is None:
+            return f"{self.file}: table '{self.name}'"
+        function = self.function.__name__
+        named = "" if function == self.name else f" (table '{self.name}')"
+        return f"{self.file}: function '{function}'{named}"
 
     @property
     def name(self) -> str:
@@ -683,8 +711,11 @@ class Table:
 
     @property
     def code_version(self) -> str:
-        """Hash of the spec: changes exactly when the table's definition changes."""
+        """Hash of the spec (and of a Python table's function source): changes exactly when
+        the table's definition changes."""
         payload = f"{self.database}\n{self.spec.model_dump_json(by_alias=True)}"
+        if self.function is not None:
+            payload += f"\n{self.function_source}"
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -733,21 +764,32 @@ def _expand(text: str, file: Path, source: str) -> str:
     return _ENV_REF.sub(replace, text)
 
 
-def _format_validation(err: ValidationError, raw: dict[str, Any]) -> list[str]:
+def _format_validation(
+    err: ValidationError, raw: dict[str, Any], table: dict[str, Any] | None = None
+) -> list[str]:
+    """One line per error: where (table, rule or source), the field and the problem.
+
+    `raw` is the YAML file's contents and `err` DomainSpec's; or `table` is a Python table's
+    options and `err` TableSpec's (the caller names the function).
+    """
     lines = []
     for item in err.errors():
         loc = list(item["loc"])
         where = ""
         model: type[BaseModel] | None = DomainSpec
-        if loc[:1] == ["tables"] and len(loc) > 1 and isinstance(loc[1], int):
+        in_table = table is not None
+        entry: Any = table
+        if table is None and loc[:1] == ["tables"] and len(loc) > 1 and isinstance(loc[1], int):
             tables = raw.get("tables") or []
             entry = tables[loc[1]] if loc[1] < len(tables) else {}
             name = entry.get("name") if isinstance(entry, dict) else None
             where = f"table '{name}'" if name else f"table #{loc[1] + 1}"
             loc = loc[2:]
+            in_table = True
+        if in_table:
             model = TableSpec
             if loc[:1] == ["quality"] and len(loc) > 1 and isinstance(loc[1], int):
-                where += f": {_rule_label(entry, loc[1])}"
+                where = ": ".join(p for p in (where, _rule_label(entry, loc[1])) if p)
                 loc = loc[2:]
                 model = QualityRuleSpec
         elif loc[:1] == ["sources"] and len(loc) > 1:
@@ -977,6 +1019,8 @@ def _check_table(
                 )
     if spec.name in spec.inputs:
         problems.append(f"field 'inputs': the table reads itself ('{spec.name}')")
+    if spec.sql is None:  # a Python table declares what it reads: its inputs
+        return problems
     try:
         read = sql_tables(spec.sql)
     except ValueError as err:
@@ -1026,33 +1070,96 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
+def transform_modules(folder: Path) -> list[Path]:
+    """The Python table modules of a transforms folder: its `*.py` files, except those whose
+    name starts with `_` (helpers, `__init__.py`); none when the folder does not exist."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+
+
+def _python_tables(
+    path: Path, domain_database: str, rename_database: Callable[[str], str] | None
+) -> list[Table]:
+    """The `@table` functions of one transforms module, validated like YAML tables.
+
+    The module's name is the tables' domain; `domain_database` is that domain's database
+    (from its YAML file, else the default), used unless a table names its own.
+
+    Raises:
+        SpecError: The module does not import, or an option or a parameter is malformed,
+            naming the module, the function and the field.
+    """
+    try:
+        namespace = PT.import_module_file(path)
+    except PT.ModuleImportError as err:
+        raise SpecError(str(err)) from err
+    tables = []
+    for found in PT.module_tables(namespace):
+        function = found.function
+        where = f"{path}: function '{function.__name__}'"
+        options = dict(found.options)
+        if "sql" in options:
+            raise SpecError(f"{where}: field 'sql': a Python table's rows are what its "
+                            "function returns; remove sql")
+        database = options.pop("database", domain_database)
+        try:
+            _check_identifier(database, "database")
+        except ValueError as err:
+            raise SpecError(f"{where}: field 'database': {err}") from err
+        options.setdefault("name", function.__name__)
+        try:
+            spec = TableSpec.model_validate(options)
+        except ValidationError as err:
+            lines = _format_validation(err, {}, table=options)
+            raise SpecError(f"{where}: " + "\n  ".join(lines)) from err
+        problems = PT.parameter_problems(function, list(spec.inputs))
+        if problems:
+            raise SpecError(f"{where}: " + "\n  ".join(problems))
+        tables.append(Table(spec, path.stem, (rename_database or str)(database), path,
+                            function=function, function_source=PT.function_source(function)))
+    return tables
+
+
 def load_project(
     folder: Path | str,
     files: Iterable[Path] | None = None,
     rename_database: Callable[[str], str] | None = None,
+    transforms: Path | str | None = None,
 ) -> Project:
-    """Load and validate every `*.yaml` spec file of a folder.
+    """Load and validate every `*.yaml` spec file of a folder, and the Python tables of the
+    transforms folder.
 
     Args:
         folder: The pipelines folder.
         files: Specific files to load instead of the folder's `*.yaml` (tests).
         rename_database: Maps a spec's database to the environment's name for it.
+        transforms: The folder of Python table modules (`transform_modules`); default: the
+            `transforms/` folder beside `folder` (the package's `etl_assets/transforms/` for
+            its `pipelines/`). A folder that does not exist holds no tables.
 
     Returns:
-        The tables (in dependency order) and sources.
+        The tables (in dependency order) and sources. A Python table's domain is its module's
+        name, as a YAML table's is its file's (`transforms/sales.py` joins the tables of
+        `pipelines/sales.yaml`, and their database unless it names one).
 
     Raises:
-        SpecError: On the first malformed file, naming the file, the table and the field; a
-            file with several problems lists each on its own line.
+        SpecError: On the first malformed file, naming the file, the table (or a Python
+            table's function) and the field; a file with several problems lists each on its
+            own line.
     """
     folder = Path(folder)
     paths = sorted(files) if files is not None else sorted(folder.glob("*.y*ml"))
-    if not paths:
-        raise SpecError(f"{folder}: no *.yaml table specs found")
+    transforms = Path(transforms) if transforms is not None else folder.parent / "transforms"
+    modules = transform_modules(transforms)
+    if not paths and not modules:
+        raise SpecError(f"{folder}: no *.yaml table specs found (nor Python tables in "
+                        f"{transforms})")
     tables: dict[str, Table] = {}
     sources: dict[str, Source] = {}
     origin: dict[str, str] = {}
     schedules: dict[str, ScheduleSpec] = {}
+    databases: dict[str, str] = {}  # domain -> its YAML file's database
     for path in paths:
         raw = _read_yaml(path)
         try:
@@ -1061,6 +1168,7 @@ def load_project(
             lines = _format_validation(err, raw)
             raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
         domain = domain_spec.domain or path.stem
+        databases[domain] = domain_spec.database
         if domain_spec.schedule is not None:
             schedules[domain] = domain_spec.schedule
         for name, source in domain_spec.sources.items():
@@ -1084,24 +1192,32 @@ def load_project(
             origin[spec.name] = str(path)
             database = (rename_database or str)(domain_spec.database)
             tables[spec.name] = Table(spec, domain, database, path)
+    default_database = DomainSpec.model_fields["database"].default
+    for path in modules:
+        domain_database = databases.get(path.stem, default_database)
+        for table in _python_tables(path, domain_database, rename_database):
+            if table.name in origin:
+                raise SpecError(f"{table.where}: field 'name': name already defined in "
+                                f"{origin[table.name]}")
+            origin[table.name] = str(path)
+            tables[table.name] = table
     known = {name: "table" for name in tables} | {name: "source" for name in sources}
-    columns = {name: sql_columns(t.spec.sql) for name, t in tables.items()}
+    columns = {name: sql_columns(t.spec.sql) if t.spec.sql is not None else None
+               for name, t in tables.items()}
     for name, source in sources.items():
         ddl = source.spec.schema_ddl
         columns[name] = _ddl_columns(ddl) if ddl else None
     for table in tables.values():
         problems = _check_table(table, known, columns)
         if problems:
-            raise SpecError(
-                f"{table.file}: table '{table.name}': " + "\n  ".join(problems)
-            )
+            raise SpecError(f"{table.where}: " + "\n  ".join(problems))
     graph = {name: [i for i in [*t.spec.inputs, *t.rule_reads] if i in tables]
              for name, t in tables.items()}
     cycle = _find_cycle(graph)
     if cycle:
         first = tables[cycle[0]]
         raise SpecError(
-            f"{first.file}: table '{cycle[0]}': field 'inputs': dependency cycle "
+            f"{first.where}: field 'inputs': dependency cycle "
             + " -> ".join(reversed(cycle))
             + " (each table reads the next one: in its inputs, or in a quality rule's "
             "relationship or sql)"

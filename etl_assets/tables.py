@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets import metrics as M
+from etl_assets import python_tables as PT
 from etl_assets import quality as Q
 from etl_assets.hive_log import (
     FAILED, RETRY, SUCCESS, CheckRecord, FeedbackRecord, HiveLog, RunRecord)
@@ -120,20 +121,18 @@ def read_input(spark: SparkSession, project: Project, name: str) -> DataFrame:
     return read_source(spark, project.sources[name])
 
 
-def register_inputs(
+def read_inputs(
     spark: SparkSession, project: Project, table: Table, request: LoadRequest | None = None
-) -> Observation | None:
-    """Register each input as a temp view named as in the SQL (broadcast hints applied).
+) -> tuple[dict[str, DataFrame], Observation | None]:
+    """Each input as the table's rows are built from it (broadcast hints applied), by name.
 
     The incremental input is filtered to rows past the watermark (`filter_past_watermark`);
-    the observation counting the rows it drops is returned (None when nothing is filtered or
-    counting is off). The views are replaced by the next table's, never dropped: dropping a
-    view over a cached table uncaches the table too (Spark uncaches every plan equal to the
-    view's), which would defeat `cache: true`. The spec loader already rejects SQL reading
-    anything but its inputs.
+    the observation counting the rows it drops is returned too (None when nothing is filtered
+    or counting is off).
     """
     incremental = table.spec.incremental
     skipped = None
+    frames = {}
     for name in table.spec.inputs:
         frame = read_input(spark, project, name)
         if incremental and name == table.incremental_input and request and request.watermark:
@@ -141,6 +140,22 @@ def register_inputs(
                 frame, skipped = filter_past_watermark(frame, table, request.watermark)
         if name in table.spec.broadcast:
             frame = F.broadcast(frame)
+        frames[name] = frame
+    return frames, skipped
+
+
+def register_inputs(
+    spark: SparkSession, project: Project, table: Table, request: LoadRequest | None = None
+) -> Observation | None:
+    """Register each input of `read_inputs` as a temp view named as in the SQL.
+
+    Returns the observation counting the rows the watermark filter drops (or None). The views
+    are replaced by the next table's, never dropped: dropping a view over a cached table
+    uncaches the table too (Spark uncaches every plan equal to the view's), which would defeat
+    `cache: true`. The spec loader already rejects SQL reading anything but its inputs.
+    """
+    frames, skipped = read_inputs(spark, project, table, request)
+    for name, frame in frames.items():
         frame.createOrReplaceTempView(name)
     return skipped
 
@@ -255,23 +270,62 @@ def _job_group(spark: SparkSession, group: str, description: str) -> Iterator[No
         context.setLocalProperty("spark.job.description", None)
 
 
-def build_frame(
-    spark: SparkSession, table: Table, request: LoadRequest | None = None
-) -> DataFrame:
-    """The new rows: the SQL with its placeholders filled and its hints applied.
+def load_window(request: LoadRequest) -> PT.LoadWindow:
+    """The request as a Python table's function sees it (`window`)."""
+    start, end = request.window or (None, None)
+    return PT.LoadWindow(
+        partition_start=date.fromisoformat(start) if start else None,
+        partition_end=date.fromisoformat(end) if end else None,
+        partition_keys=tuple(request.partition_keys),
+        watermark=None if request.full_refresh else request.watermark,
+        run_date=date.fromisoformat(request.run_date),
+        full_refresh=request.full_refresh,
+    )
 
-    For a time-partitioned table the rows are kept to the run's partition window. Input views
-    must be registered.
+
+def call_function(
+    spark: SparkSession, table: Table, inputs: dict[str, DataFrame], request: LoadRequest
+) -> DataFrame:
+    """A Python table's new rows: its function called with the session, its inputs and the
+    load window, bound by name.
+
+    Raises:
+        LoadError: The function returned something other than a DataFrame. What it raises
+            itself propagates unchanged, as Spark's errors do for a YAML table's SQL.
+    """
+    assert table.function is not None
+    function = table.function
+    frame = function(**PT.call_arguments(function, spark, inputs, load_window(request)))
+    if not isinstance(frame, DataFrame):
+        raise LoadError(f"{table.where}: returned {type(frame).__name__}, not a DataFrame "
+                        "(return the table's new rows as a pyspark.sql.DataFrame)")
+    return frame
+
+
+def build_frame(
+    spark: SparkSession,
+    table: Table,
+    request: LoadRequest | None = None,
+    inputs: dict[str, DataFrame] | None = None,
+) -> DataFrame:
+    """The new rows: the SQL with its placeholders filled (input views must be registered),
+    or a Python table's function called with `inputs` (`read_inputs`); then the hints applied.
+
+    For a time-partitioned table the rows are kept to the run's partition window.
     """
     spec = table.spec
     request = request or LoadRequest(run_id="adhoc")
-    frame = spark.sql(render_template(spec.sql, request.template_values()))
+    if table.function is not None:
+        frame = call_function(spark, table, inputs or {}, request)
+    else:
+        frame = spark.sql(render_template(spec.sql, request.template_values()))
     missing = [c for c in spec.hive_partition_columns if c not in frame.columns]
     if missing:
         field_name = "partitions.column" if spec.partitions else "partition_by"
+        made_by = "the function" if table.function is not None else "the sql"
         raise LoadError(
-            f"{table.file}: table '{table.name}': field '{field_name}': columns {missing} are "
-            f"not produced by the sql (columns: {frame.columns})"
+            f"{table.where}: field '{field_name}': columns {missing} are not produced by "
+            f"{made_by} (columns: {frame.columns})"
         )
     frame = in_window(frame, table, request)
     if spec.repartition:
@@ -313,7 +367,8 @@ def combine_with_existing(
         W.require_same_columns(table.qualified_name, current.schema, new.schema,
                                f"write_mode {mode} keeps rows of the table")
     except W.SchemaChangeError as err:
-        raise LoadError(f"{table.file}: table '{table.name}': field 'sql': {err}") from err
+        rows = "the function's rows" if table.function is not None else "field 'sql'"
+        raise LoadError(f"{table.where}: {rows}: {err}") from err
     existing = in_window(current, table, request)
     spec = table.spec
     if mode == "delete_insert":
@@ -324,8 +379,8 @@ def combine_with_existing(
         missing = [k for k in spec.merge_keys if k not in new.columns]
         if missing:
             raise LoadError(
-                f"{table.file}: table '{table.name}': field 'merge_keys': {missing} not in the "
-                f"sql's columns {new.columns}"
+                f"{table.where}: field 'merge_keys': {missing} not in the new rows' columns "
+                f"{new.columns}"
             )
         kept = existing.join(new.select(*keys).distinct(), spec.merge_keys, "left_anti")
         # A join on names puts the keys first: keep the table's own column order.
@@ -339,7 +394,8 @@ def load_table(
     table: Table,
     request: LoadRequest | str,
 ) -> LoadResult:
-    """Run one table's SQL and write it, with its metrics captured in the write.
+    """Run one table's SQL (or Python function) and write it, with its metrics captured in
+    the write.
 
     Args:
         spark: The session with Hive support.
@@ -364,8 +420,12 @@ def load_table(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     location = f"{loads_root}/load_{stamp}_{request.run_id[:8]}_{uuid.uuid4().hex[:6]}"
     group = f"etl_assets:{spec.name}:{uuid.uuid4().hex[:8]}"
-    skip_observation = register_inputs(spark, project, table, request)
-    frame = combine_with_existing(spark, table, build_frame(spark, table, request), mode, request)
+    inputs, skip_observation = read_inputs(spark, project, table, request)
+    if table.function is None:  # the SQL reads its inputs as views
+        for name, input_frame in inputs.items():
+            input_frame.createOrReplaceTempView(name)
+    frame = combine_with_existing(spark, table, build_frame(spark, table, request, inputs),
+                                  mode, request)
     watermark_column = spec.incremental.column if spec.incremental else None
     try:
         rules = Q.plan_quality(table, frame.schema)
@@ -673,7 +733,7 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
         group_name=spec.group or table.domain,
         owners=list(spec.owners) or None,
         tags=dict(spec.tags) or None,
-        kinds={"spark", "hive"},
+        kinds={"spark", "hive", *(("python",) if table.function is not None else ())},
         code_version=table.code_version,
         metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
                   "write_mode": spec.write_mode},

@@ -88,8 +88,9 @@ def test_retries_freshness_and_automation_come_from_the_specs() -> None:
     assert final.freshness_policy.fail_window.to_timedelta().total_seconds() == 26 * 3600
     sensors = {s.name for s in defs.sensors}
     assert {"landed_orders_arrivals", "failed_check_alerts", "run_failure_alerts"} <= sensors
-    assert {s.name for s in defs.schedules} == {"sales_schedule", "daily_sales_schedule",
-                                                "etl_health_report_schedule"}
+    assert {s.name for s in defs.schedules} == {
+        "sales_schedule", "daily_sales_schedule", "customer_rolling_spend_schedule",
+        "spend_bands_schedule", "etl_health_report_schedule"}
 
 
 def test_health_report_is_downstream_of_every_table_on_a_stopped_schedule() -> None:

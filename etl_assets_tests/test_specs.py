@@ -10,6 +10,7 @@ validate` subprocess tests, which take a few seconds each.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -31,6 +32,8 @@ DEMO_TABLES = [
     "daily_sales",
     "customers_dim",
     "landed_order_totals",
+    "customer_rolling_spend",  # a Python table, etl_assets/transforms/sales.py
+    "spend_bands",
 ]
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"  # the venv's, beside its python
 
@@ -55,13 +58,18 @@ def demo() -> Project:
     return load_project(DEFAULT_PIPELINES)
 
 
-def test_demo_has_nine_tables_and_four_sources(demo: Project) -> None:
+def test_demo_has_eleven_tables_and_four_sources(demo: Project) -> None:
     assert sorted(demo.tables) == sorted(DEMO_TABLES)
     assert sorted(demo.sources) == ["categories", "customers", "landed_orders", "raw_orders"]
     assert demo.tables["daily_sales"].spec.partitions.column == "order_date"
     assert demo.tables["customers_dim"].incremental_input == "customers"
     assert {table.domain for table in demo.tables.values()} == {"sales"}
-    assert {table.file.name for table in demo.tables.values()} == {"sales.yaml"}
+    files = {name: table.file.name for name, table in demo.tables.items()}
+    assert files.pop("customer_rolling_spend") == "sales.py"
+    assert set(files.values()) == {"sales.yaml"}
+    # `make demo` loads the partitioned tables in its --partition-range run, by this tag.
+    assert {n for n, t in demo.tables.items() if t.spec.tags.get("cadence") == "daily"} == {
+        n for n, t in demo.tables.items() if t.spec.partitions}
 
 
 def test_demo_tables_are_in_dependency_order(demo: Project) -> None:
@@ -160,9 +168,11 @@ def test_sql_tables(sql: str, expected: set[str]) -> None:
 
 
 def test_sql_tables_of_demo_specs(demo: Project) -> None:
-    """Each shipped table's SQL reads exactly its inputs."""
+    """Each shipped table's SQL reads exactly its inputs (a Python table has no SQL)."""
     for name, table in demo.tables.items():
-        assert sql_tables(table.spec.sql) == set(table.spec.inputs), name
+        if table.function is None:
+            assert sql_tables(table.spec.sql) == set(table.spec.inputs), name
+    assert demo.tables["customer_rolling_spend"].spec.sql is None
 
 
 @pytest.mark.parametrize(
@@ -191,7 +201,10 @@ def _demo_copy(folder: Path, old: str = "", new: str = "") -> Project:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
     (folder / "sales.yaml").write_text(text, encoding="utf-8")
-    return load_project(folder)
+    transforms = folder / "transforms"  # the demo's Python tables, copied too
+    shutil.copytree(DEFAULT_PIPELINES.parent / "transforms", transforms,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return load_project(folder, transforms=transforms)
 
 
 def test_code_version_is_stable_across_loads(demo: Project, tmp_path: Path) -> None:
