@@ -303,12 +303,14 @@ def _sparklines(spark: SparkSession, runs: str, checks: str) -> list[dict[str, A
 
     One point per partition key (unpartitioned: per run), its latest load; each table's
     `MAX_SPARKLINE_POINTS` newest points come from a bounded `max_by` per table, and Spark's
-    top-k picks the `MAX_SPARKLINE_TABLES` tables (flagged first, then by name).
+    top-k picks the `MAX_SPARKLINE_TABLES` tables (flagged first, then by name). Loads
+    finished at the same second are told apart by run id, so the same log always gives the
+    same points.
     """
     lines = spark.sql(f"""
         WITH loads AS (
           SELECT asset, max_by(struct(run_id, partition_key, finished_at, row_count),
-                               struct(finished_at)) AS l
+                               struct(finished_at, run_id)) AS l
           FROM {runs}
           WHERE status = '{SUCCESS}' AND row_count IS NOT NULL AND asset IS NOT NULL
           GROUP BY asset, coalesce(partition_key, run_id)),
@@ -320,7 +322,7 @@ def _sparklines(spark: SparkSession, runs: str, checks: str) -> list[dict[str, A
           SELECT l.asset,
                  max_by(struct(coalesce(l.l.partition_key, CAST(l.l.finished_at AS STRING)) AS x,
                                l.l.row_count AS row_count, f.checks AS flagged),
-                        struct(l.l.finished_at, l.l.partition_key),
+                        struct(l.l.finished_at, l.l.partition_key, l.l.run_id),
                         {MAX_SPARKLINE_POINTS}) AS points
           FROM loads l LEFT JOIN flagged f ON f.asset = l.asset AND f.target_run_id = l.l.run_id
                AND f.partition_key <=> l.l.partition_key
@@ -330,8 +332,9 @@ def _sparklines(spark: SparkSession, runs: str, checks: str) -> list[dict[str, A
         LIMIT {MAX_SPARKLINE_TABLES}
     """).collect()
     return [{"asset": line["asset"],
+             # max_by lists the newest first; points with the same x keep the load order.
              "points": sorted(({k: _plain(v) for k, v in p.asDict().items()}
-                               for p in line["points"]), key=lambda p: p["x"])}
+                               for p in reversed(line["points"])), key=lambda p: p["x"])}
             for line in lines]
 
 
