@@ -13,7 +13,6 @@ asset `etl_health_report` that writes it under `$ETL_ASSETS_HOME/reports/health.
 # definition time and cannot resolve it from a string.
 import logging
 import math
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -21,8 +20,7 @@ from typing import Any
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
-from pyspark import StorageLevel
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 
 from etl_assets.hive_log import (
     CHECK_FEEDBACK, CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog)
@@ -106,26 +104,17 @@ def _rows(spark: SparkSession, sql: str) -> list[dict[str, Any]]:
     return [{k: _plain(v) for k, v in row.asDict().items()} for row in spark.sql(sql).collect()]
 
 
-def _totals(rows: list[dict[str, Any]]) -> dict[str, int]:
-    by_status = {r["status"]: r for r in rows if r["grouped_by"] == "status"}
-    overall = next((r for r in rows if r["grouped_by"] == "all"), None)
-    success = by_status.get(SUCCESS, {})
-    return {
-        "runs": int(overall["runs"]) if overall else 0,
-        "success": int(success.get("runs") or 0),
-        "failed": int(by_status.get(FAILED, {}).get("runs") or 0),
-        "retry": int(by_status.get(RETRY, {}).get("runs") or 0),
-        "tables_seen": int(overall["tables"]) if overall else 0,
-        "tables_loaded": int(success.get("tables") or 0),
-        "rows_loaded": int(success.get("rows_loaded") or 0),
-        "open_flags": 0,
-    }
-
-
 def build_report(
     spark: SparkSession, log_db: str, days: int = DEFAULT_DAYS, as_of: date | None = None
 ) -> HealthReport:
     """Aggregate the last `days` days of the log tables into a report.
+
+    Four queries (runs grouped by table, day, domain and status; the newest failures; the open
+    flags; the sparklines), none with a window over the whole period: each Spark query costs
+    a fixed second or so on a small machine whatever the rows, so the fewer the better, and
+    a window without `PARTITION BY` moves every row to one task (Spark warns "No Partition
+    Defined"). What is cheaper in Python over the grouped rows (totals, ranks, the slowest
+    tables) is done there.
 
     Args:
         spark: A session on the metastore that holds the log tables.
@@ -146,31 +135,9 @@ def build_report(
     end = as_of or datetime.now(timezone.utc).date()
     start = end - timedelta(days=days - 1)
     period = f"log_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
-    # The period's rows are read once (many small files: one per append and day) and kept in
-    # Spark's memory for the queries below, each of which would otherwise scan them again.
-    suffix = uuid.uuid4().hex[:12]
-    runs, checks = f"_health_runs_{suffix}", f"_health_checks_{suffix}"
-    cached = [
-        _cache(spark, runs, f"""
-            SELECT run_id, asset, partition_key, domain, status, finished_at, duration_s,
-                   row_count, attempt, log_date,
-                   CASE WHEN status = '{FAILED}'
-                        THEN substring(error_message, 1, {MAX_ERROR_CHARS}) END AS error
-            FROM {table_name(log.table(RUN_LOG))} WHERE {period}"""),
-        _cache(spark, checks, f"SELECT * FROM {table_name(log.table(CHECK_LOG))} WHERE {period}"),
-    ]
-    try:
-        return _build(spark, log, days, start, end, runs, checks)
-    finally:
-        for name, frame in cached:
-            spark.catalog.dropTempView(name)
-            frame.unpersist()
-
-
-def _cache(spark: SparkSession, name: str, sql: str) -> tuple[str, DataFrame]:
-    frame = spark.sql(sql).persist(StorageLevel.MEMORY_AND_DISK)
-    frame.createOrReplaceTempView(name)
-    return name, frame
+    runs = f"(SELECT * FROM {table_name(log.table(RUN_LOG))} WHERE {period})"
+    checks = f"(SELECT * FROM {table_name(log.table(CHECK_LOG))} WHERE {period})"
+    return _build(spark, log, days, start, end, runs, checks)
 
 
 def _build(
@@ -179,17 +146,17 @@ def _build(
 ) -> HealthReport:
     log_db = log.database
 
-    # One scan for the totals, the status mix, status by domain and runs/rows per day.
-    grouped = _rows(spark, f"""
-        SELECT CASE WHEN grouping(status) = 1 THEN 'all' WHEN grouping(domain) = 0 THEN 'domain'
-                    WHEN grouping(log_date) = 0 THEN 'day' ELSE 'status' END AS grouped_by,
-               coalesce(domain, '{NO_DOMAIN}') AS domain, log_date AS day, status,
-               count(*) AS runs, count(DISTINCT asset) AS tables,
-               sum(CASE WHEN status = '{SUCCESS}' THEN row_count END) AS rows_loaded
-        FROM {runs}
-        GROUP BY GROUPING SETS ((status), (domain, status), (log_date, status), ())
+    # One scan of run_log, grouped as finely as any panel needs (table, domain, day, status):
+    # at most tables x days x statuses rows, whatever the number of loads. The totals, the
+    # status mix, status by domain, runs per day and the slowest tables are sums over them.
+    groups = _rows(spark, f"""
+        SELECT asset, domain, log_date AS day, status, count(*) AS runs,
+               sum(row_count) AS row_count, sum(duration_s) AS duration_sum,
+               count(duration_s) AS timed, max(duration_s) AS duration_max
+        FROM {runs} GROUP BY asset, domain, log_date, status
     """)
-    totals = _totals(grouped)
+    panels = run_panels(groups)
+    totals = panels.pop("totals")
     if not totals["runs"]:
         run_log = table_name(log.table(RUN_LOG))
         has_runs = spark.sql(f"SELECT 1 FROM {run_log} LIMIT 1").first() is not None
@@ -198,107 +165,177 @@ def _build(
             generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=has_runs,
             totals=totals)
 
-    status = sorted(({"status": r["status"], "runs": r["runs"]} for r in grouped
-                     if r["grouped_by"] == "status"), key=lambda r: (-r["runs"], r["status"]))
-    by_domain = sorted(({"domain": r["domain"], "status": r["status"], "runs": r["runs"]}
-                        for r in grouped if r["grouped_by"] == "domain"),
-                       key=lambda r: (r["domain"], r["status"]))
-    daily = sorted(({"day": r["day"], "status": r["status"], "runs": r["runs"],
-                     "rows_loaded": int(r["rows_loaded"] or 0)}
-                    for r in grouped if r["grouped_by"] == "day"),
-                   key=lambda r: (r["day"], r["status"]))
-
-    # Successful loads' duration per table and day, for the slowest tables on average.
-    durations = _rows(spark, f"""
-        WITH ok AS (SELECT asset, log_date, duration_s FROM {runs} WHERE status = '{SUCCESS}'),
-        slowest AS (
-          SELECT asset, avg(duration_s) AS mean_s, max(duration_s) AS max_s, count(*) AS loads,
-                 row_number() OVER (ORDER BY avg(duration_s) DESC, asset) AS rank
-          FROM ok GROUP BY asset)
-        SELECT ok.asset, s.rank, s.mean_s, s.max_s, s.loads, ok.log_date AS day,
-               avg(ok.duration_s) AS duration_s, count(*) AS day_loads
-        FROM ok JOIN slowest s ON ok.asset = s.asset AND s.rank <= {MAX_DURATION_TABLES}
-        GROUP BY ok.asset, s.rank, s.mean_s, s.max_s, s.loads, ok.log_date
-        ORDER BY s.rank, day
-    """)
-    slowest = {r["asset"]: {"asset": r["asset"], "mean_s": r["mean_s"], "max_s": r["max_s"],
-                            "loads": r["loads"]} for r in durations}
-
+    # Sorted and cut by Spark's top-k (no shuffle): only MAX_FAILURES rows leave it.
     failures = _rows(spark, f"""
         SELECT finished_at, asset, partition_key, coalesce(domain, '{NO_DOMAIN}') AS domain,
-               run_id, attempt, duration_s, error
+               run_id, attempt, duration_s,
+               substring(error_message, 1, {MAX_ERROR_CHARS}) AS error
         FROM {runs} WHERE status = '{FAILED}'
         ORDER BY finished_at DESC, asset LIMIT {MAX_FAILURES}
     """)
-
-    # Open flags: checks whose latest evaluation in the period failed (anomaly and quality),
-    # unless someone accepted the flagged load (`etl-assets accept`): then it is no incident.
-    feedback = table_name(log.table(CHECK_FEEDBACK))
-    flags = _rows(spark, f"""
-        SELECT checked_at, asset, partition_key, check_name, metric, severity, status, value,
-               baseline, lower, upper, description, target_run_id, count(*) OVER () AS open_total
-        FROM (
-          SELECT c.* FROM (
-            SELECT *, row_number() OVER (PARTITION BY asset, check_name
-                                         ORDER BY checked_at DESC, run_id DESC) AS latest
-            FROM {checks}) c
-          LEFT ANTI JOIN (SELECT DISTINCT asset, target_run_id FROM {feedback}
-                          WHERE action = 'accept') a
-            ON c.asset = a.asset AND c.target_run_id = a.target_run_id)
-        WHERE latest = 1 AND NOT passed
-        ORDER BY CASE WHEN severity = 'ERROR' THEN 0 ELSE 1 END, checked_at DESC, asset,
-                 check_name
-        LIMIT {MAX_FLAGS}
-    """)
-    totals["open_flags"] = int(flags[0]["open_total"]) if flags else 0
-    for flag in flags:
-        del flag["open_total"]
-
+    flags, totals["open_flags"] = _open_flags(spark, log, checks)
     return HealthReport(
         log_db=log_db, days=days, start=start.isoformat(), end=end.isoformat(),
         generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=True, totals=totals,
-        status=status, status_by_domain=by_domain, daily=daily,
-        durations=[{k: r[k] for k in ("asset", "day", "duration_s", "day_loads")}
-                   for r in durations],
-        slowest=list(slowest.values()), failures=failures, flags=flags,
-        sparklines=_sparklines(spark, runs, checks))
+        failures=failures, flags=flags, sparklines=_sparklines(spark, runs, checks), **panels)
+
+
+def run_panels(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals, status, status-by-domain, daily, durations and slowest panels.
+
+    Args:
+        groups: `run_log` rows of the period grouped by (`asset`, `domain`, `day`, `status`),
+            each with `runs` (rows), `row_count` (sum), `duration_sum` (seconds), `timed`
+            (rows with a duration) and `duration_max` (seconds); sums are None when no row of
+            the group has the value.
+
+    Returns:
+        The `HealthReport` fields of the same names (`totals` with `open_flags` 0). Tables are
+        distinct non-null `asset`s; rows loaded, durations and the slowest tables count
+        successful loads only. Mean durations are per load that has one (None when none has);
+        the slowest are the `MAX_DURATION_TABLES` with the highest mean (None last, then by
+        name), `durations` their per-day means in that order, then by day.
+    """
+    runs_by: dict[str | None, int] = {}
+    tables_by: dict[str | None, set[str]] = {}
+    by_domain: dict[tuple[str, str], int] = {}
+    daily: dict[tuple[str, str], dict[str, Any]] = {}
+    # Successful loads per table, and per table and day: [loads, timed, seconds, max seconds].
+    table_time: dict[str, list[Any]] = {}
+    day_time: dict[tuple[str, str], list[Any]] = {}
+    rows_loaded = 0
+    for g in groups:
+        status, asset, success = g["status"], g["asset"], g["status"] == SUCCESS
+        runs_by[status] = runs_by.get(status, 0) + g["runs"]
+        if asset is not None:
+            tables_by.setdefault(status, set()).add(asset)
+        key = (g["domain"] if g["domain"] is not None else NO_DOMAIN, status)
+        by_domain[key] = by_domain.get(key, 0) + g["runs"]
+        day = daily.setdefault((g["day"], status), {"day": g["day"], "status": status,
+                                                      "runs": 0, "rows_loaded": 0})
+        day["runs"] += g["runs"]
+        if not success:
+            continue
+        day["rows_loaded"] += int(g["row_count"] or 0)
+        rows_loaded += int(g["row_count"] or 0)
+        if asset is None:
+            continue
+        for acc in (table_time.setdefault(asset, [0, 0, 0.0, None]),
+                    day_time.setdefault((asset, g["day"]), [0, 0, 0.0, None])):
+            acc[0] += g["runs"]
+            if g["timed"]:
+                acc[1] += g["timed"]
+                acc[2] += g["duration_sum"]
+                acc[3] = g["duration_max"] if acc[3] is None else max(acc[3], g["duration_max"])
+
+    def mean(acc: list[Any]) -> float | None:
+        return acc[2] / acc[1] if acc[1] else None
+
+    slowest = sorted(({"asset": asset, "mean_s": mean(acc), "max_s": acc[3], "loads": acc[0]}
+                      for asset, acc in table_time.items()),
+                     key=lambda s: (s["mean_s"] is None, -(s["mean_s"] or 0.0), s["asset"]))
+    slowest = slowest[:MAX_DURATION_TABLES]
+    rank = {s["asset"]: i for i, s in enumerate(slowest)}
+    durations = sorted(({"asset": asset, "day": day, "duration_s": mean(acc),
+                         "day_loads": acc[0]}
+                        for (asset, day), acc in day_time.items() if asset in rank),
+                       key=lambda d: (rank[d["asset"]], d["day"]))
+    everyone = set().union(*tables_by.values()) if tables_by else set()
+    totals = {
+        "runs": sum(runs_by.values()),
+        "success": runs_by.get(SUCCESS, 0),
+        "failed": runs_by.get(FAILED, 0),
+        "retry": runs_by.get(RETRY, 0),
+        "tables_seen": len(everyone),
+        "tables_loaded": len(tables_by.get(SUCCESS, ())),
+        "rows_loaded": rows_loaded,
+        "open_flags": 0,
+    }
+    return {
+        "totals": totals,
+        "status": sorted(({"status": s, "runs": n} for s, n in runs_by.items()),
+                         key=lambda r: (-r["runs"], r["status"] or "")),
+        "status_by_domain": [{"domain": d, "status": s, "runs": n}
+                             for (d, s), n in sorted(by_domain.items(),
+                                                     key=lambda i: (i[0][0], i[0][1] or ""))],
+        "daily": sorted(daily.values(), key=lambda r: (r["day"] or "", r["status"] or "")),
+        "durations": durations,
+        "slowest": slowest,
+    }
+
+
+def _open_flags(spark: SparkSession, log: HiveLog, checks: str) -> tuple[list[dict], int]:
+    """Checks whose latest evaluation in the period failed (anomaly and quality), unless
+    someone accepted the flagged load (`etl-assets accept`): then it is no incident.
+
+    Returns the `MAX_FLAGS` first (ERROR first, then newest) and how many are open: both from
+    one global aggregate (a count and a bounded `min_by`), not a window over all flags.
+    """
+    feedback = table_name(log.table(CHECK_FEEDBACK))
+    columns = ("checked_at", "asset", "partition_key", "check_name", "metric", "severity",
+               "status", "value", "baseline", "lower", "upper", "description", "target_run_id")
+    # min_by's order: ERROR first, newest first (a missing time last), then asset and check.
+    (row,) = spark.sql(f"""
+        WITH latest AS (
+          SELECT * FROM (
+            SELECT *, row_number() OVER (PARTITION BY asset, check_name
+                                         ORDER BY checked_at DESC, run_id DESC) AS latest
+            FROM {checks})
+          WHERE latest = 1 AND NOT passed)
+        SELECT count(*) AS open_total,
+               min_by(struct({", ".join(columns)}),
+                      struct(CASE WHEN severity = 'ERROR' THEN 0 ELSE 1 END,
+                             coalesce(-unix_micros(checked_at), {2**63 - 1}),
+                             asset, check_name),
+                      {MAX_FLAGS}) AS flags
+        FROM latest c
+        LEFT ANTI JOIN (SELECT DISTINCT asset, target_run_id FROM {feedback}
+                        WHERE action = 'accept') a
+          ON c.asset = a.asset AND c.target_run_id = a.target_run_id
+    """).collect()
+    flags = [{k: _plain(v) for k, v in flag.asDict().items()} for flag in row["flags"] or ()]
+    return flags, int(row["open_total"])
 
 
 def _sparklines(spark: SparkSession, runs: str, checks: str) -> list[dict[str, Any]]:
     """row_count of each table's newest successful loads; a point is flagged when a check
-    that judged that load (same run and partition) failed."""
-    points = _rows(spark, f"""
+    that judged that load (same run and partition) failed.
+
+    One point per partition key (unpartitioned: per run), its latest load; each table's
+    `MAX_SPARKLINE_POINTS` newest points come from a bounded `max_by` per table, and Spark's
+    top-k picks the `MAX_SPARKLINE_TABLES` tables (flagged first, then by name). Loads
+    finished at the same second are told apart by run id, so the same log always gives the
+    same points.
+    """
+    lines = spark.sql(f"""
         WITH loads AS (
-          SELECT asset, run_id, partition_key, finished_at, row_count,
-                 row_number() OVER (PARTITION BY asset, coalesce(partition_key, run_id)
-                                    ORDER BY finished_at DESC) AS latest_of_key
-          FROM {runs} WHERE status = '{SUCCESS}' AND row_count IS NOT NULL),
+          SELECT asset, max_by(struct(run_id, partition_key, finished_at, row_count),
+                               struct(finished_at, run_id)) AS l
+          FROM {runs}
+          WHERE status = '{SUCCESS}' AND row_count IS NOT NULL AND asset IS NOT NULL
+          GROUP BY asset, coalesce(partition_key, run_id)),
         flagged AS (
           SELECT asset, target_run_id, partition_key,
                  concat_ws(', ', sort_array(collect_set(check_name))) AS checks
           FROM {checks} WHERE NOT passed GROUP BY asset, target_run_id, partition_key),
-        marked AS (
-          SELECT l.asset, l.partition_key, l.finished_at, l.row_count, f.checks,
-                 row_number() OVER (PARTITION BY l.asset
-                                    ORDER BY l.finished_at DESC, l.partition_key DESC) AS recent
-          FROM loads l LEFT JOIN flagged f ON f.asset = l.asset AND f.target_run_id = l.run_id
-               AND f.partition_key <=> l.partition_key
-          WHERE l.latest_of_key = 1),
-        picked AS (
-          SELECT asset, row_number() OVER (
-                   ORDER BY max(CASE WHEN checks IS NULL THEN 0 ELSE 1 END) DESC, asset) AS pick
-          FROM marked WHERE recent <= {MAX_SPARKLINE_POINTS} GROUP BY asset)
-        SELECT m.asset, p.pick, coalesce(m.partition_key, CAST(m.finished_at AS STRING)) AS x,
-               m.partition_key, m.finished_at, m.row_count, m.checks
-        FROM marked m JOIN picked p ON m.asset = p.asset
-        WHERE m.recent <= {MAX_SPARKLINE_POINTS} AND p.pick <= {MAX_SPARKLINE_TABLES}
-    """)
-    tables: dict[str, dict[str, Any]] = {}
-    for point in sorted(points, key=lambda p: (p["pick"], p["x"])):
-        table = tables.setdefault(point["asset"], {"asset": point["asset"], "points": []})
-        table["points"].append({"x": point["x"], "row_count": point["row_count"],
-                                "flagged": point["checks"]})
-    return list(tables.values())
+        lines AS (
+          SELECT l.asset,
+                 max_by(struct(coalesce(l.l.partition_key, CAST(l.l.finished_at AS STRING)) AS x,
+                               l.l.row_count AS row_count, f.checks AS flagged),
+                        struct(l.l.finished_at, l.l.partition_key, l.l.run_id),
+                        {MAX_SPARKLINE_POINTS}) AS points
+          FROM loads l LEFT JOIN flagged f ON f.asset = l.asset AND f.target_run_id = l.l.run_id
+               AND f.partition_key <=> l.l.partition_key
+          GROUP BY l.asset)
+        SELECT asset, points FROM lines
+        ORDER BY exists(points, p -> p.flagged IS NOT NULL) DESC, asset
+        LIMIT {MAX_SPARKLINE_TABLES}
+    """).collect()
+    return [{"asset": line["asset"],
+             # max_by lists the newest first; points with the same x keep the load order.
+             "points": sorted(({k: _plain(v) for k, v in p.asDict().items()}
+                               for p in reversed(line["points"])), key=lambda p: p["x"])}
+            for line in lines]
 
 
 def summary_markdown(report: HealthReport, page: Path | None = None) -> str:

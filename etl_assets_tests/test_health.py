@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,6 +38,27 @@ from etl_assets_tests.health_seed import (
 )
 
 EMPTY_DB = "etl_log_health_empty"
+
+
+@contextmanager
+def spark_log(spark: SparkSession) -> Iterator[object]:
+    """What Spark's driver logs meanwhile (log4j 2's root logger), as a java StringWriter."""
+    jvm = spark.sparkContext._jvm
+    core = jvm.org.apache.logging.log4j.core
+    writer = jvm.java.io.StringWriter()
+    appender = core.appender.WriterAppender.createAppender(
+        core.layout.PatternLayout.createDefaultLayout(), None, writer, "test_health", False, True)
+    appender.start()
+    context = jvm.org.apache.logging.log4j.LogManager.getContext(False)
+    root = context.getConfiguration().getRootLogger()
+    root.addAppender(appender, None, None)
+    context.updateLoggers()
+    try:
+        yield writer
+    finally:
+        root.removeAppender("test_health")
+        context.updateLoggers()
+        appender.stop()
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +119,19 @@ def test_report_numbers_match_the_seeded_log(seeded_log: Seed, seeded_page: Path
     assert len(flagged_ledger) == 1
     assert flagged_ledger[0]["x"].startswith((seeded_log.as_of - timedelta(days=3)).isoformat())
     assert lines["daily_sales"][-1]["x"] == last_day  # partitioned: the partition key
+
+
+def test_no_query_moves_the_whole_period_to_one_task(
+    spark: SparkSession, seeded_log: Seed
+) -> None:
+    # A window without PARTITION BY (count(*) OVER (), a global row_number) puts every row of
+    # the period in one task; Spark says so with this warning when it plans one.
+    with spark_log(spark) as control:  # the capture itself sees the warning
+        spark.sql("SELECT count(*) OVER () FROM range(3)").collect()
+    assert "No Partition Defined" in control.toString()
+    with spark_log(spark) as logged:
+        build_report(spark, LOG_DB, days=30, as_of=seeded_log.as_of)
+    assert "No Partition Defined" not in logged.toString()
 
 
 def test_period_counts_only_its_days(spark: SparkSession, seeded_log: Seed) -> None:
@@ -174,3 +210,34 @@ def test_as_of_defaults_to_today_utc(spark: SparkSession) -> None:
     today = datetime.now(timezone.utc).date()
     assert report.end == today.isoformat()
     assert date.fromisoformat(report.start) == today - timedelta(days=2)
+
+
+def test_run_panels_sum_the_groups_without_spark() -> None:
+    def group(asset, domain, day, status, runs, rows=None, seconds=None, timed=0, longest=None):
+        return {"asset": asset, "domain": domain, "day": day, "status": status, "runs": runs,
+                "row_count": rows, "duration_sum": seconds, "timed": timed,
+                "duration_max": longest}
+
+    panels = H.run_panels([
+        group("a", "d", "2026-01-01", "SUCCESS", 2, rows=10, seconds=6.0, timed=2, longest=4.0),
+        group("a", "d", "2026-01-02", "SUCCESS", 1, rows=5, seconds=9.0, timed=1, longest=9.0),
+        group("b", None, "2026-01-02", "SUCCESS", 1),  # no row count, no duration
+        group("b", None, "2026-01-02", "FAILED", 1, seconds=1.0, timed=1, longest=1.0),
+    ])
+    assert panels["totals"] == {"runs": 5, "success": 4, "failed": 1, "retry": 0,
+                                "tables_seen": 2, "tables_loaded": 2, "rows_loaded": 15,
+                                "open_flags": 0}
+    assert panels["status"] == [{"status": "SUCCESS", "runs": 4}, {"status": "FAILED", "runs": 1}]
+    assert panels["status_by_domain"] == [
+        {"domain": H.NO_DOMAIN, "status": "FAILED", "runs": 1},
+        {"domain": H.NO_DOMAIN, "status": "SUCCESS", "runs": 1},
+        {"domain": "d", "status": "SUCCESS", "runs": 3}]
+    assert panels["daily"] == [
+        {"day": "2026-01-01", "status": "SUCCESS", "runs": 2, "rows_loaded": 10},
+        {"day": "2026-01-02", "status": "FAILED", "runs": 1, "rows_loaded": 0},
+        {"day": "2026-01-02", "status": "SUCCESS", "runs": 2, "rows_loaded": 5}]
+    # Mean over loads that have a duration (a failure's duration is not a load's); none: last.
+    assert panels["slowest"] == [{"asset": "a", "mean_s": 5.0, "max_s": 9.0, "loads": 3},
+                                 {"asset": "b", "mean_s": None, "max_s": None, "loads": 1}]
+    assert [(d["asset"], d["day"], d["duration_s"]) for d in panels["durations"]] == [
+        ("a", "2026-01-01", 3.0), ("a", "2026-01-02", 9.0), ("b", "2026-01-02", None)]
