@@ -177,9 +177,9 @@ def test_backtest_replays_the_history_with_overridden_settings(
         backtest(instance, table, metric="rows")
 
 
-def test_backtest_cli_prints_each_load_and_the_total(
-    settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture
-) -> None:
+@pytest.fixture()
+def cli_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """What `etl-assets` reads: a pipelines folder with `orders`, and a Dagster home."""
     write_spec(tmp_path / "pipelines", """
 database: t_feedback
 sources: {src: {format: parquet, path: /nowhere}}
@@ -189,6 +189,11 @@ tables:
     monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "pipelines"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
+
+
+def test_backtest_cli_prints_each_load_and_the_total(
+    settings, cli_home: None, capsys: pytest.CaptureFixture
+) -> None:
     with dg.DagsterInstance.get() as instance:
         for rows in (1000, 1010, 990, 1005, 995, 1002, 400):
             _load(instance, rows)
@@ -202,18 +207,8 @@ tables:
 
 
 def test_accept_from_the_command_line_records_the_decision(
-    spark: SparkSession, settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-    capsys: pytest.CaptureFixture
+    spark: SparkSession, settings, cli_home: None, capsys: pytest.CaptureFixture
 ) -> None:
-    write_spec(tmp_path / "pipelines", """
-database: t_feedback
-sources: {src: {format: parquet, path: /nowhere}}
-tables:
-  - {name: orders, inputs: [src], sql: SELECT * FROM src}
-""")
-    monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "pipelines"))
-    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
-    (tmp_path / "dagster").mkdir()
     with dg.DagsterInstance.get() as instance:
         load = _load(instance, 1000)
     assert cli_main(["accept", "orders", "--run", "latest", "--note", "known"]) == 0
