@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from anomaly_suite import (  # noqa: E402
     KINDS, Case, build_suite, deequ_online_normal, elementary_zscore, seed_rule)
 
-from etl_assets.anomaly import AnomalyConfig, evaluate  # noqa: E402
+from etl_assets.core.anomaly import AnomalyConfig, evaluate  # noqa: E402
 
 RATIO_CONFIG = AnomalyConfig(abs_floor=0.01, zero_is_anomaly=False)
 """The null-fraction check's defaults (a 0–1 metric: no absolute floor, zero is good)."""
@@ -56,7 +56,7 @@ class DagsterDefault:
     def __init__(self, folder: Path, cases: int) -> None:
         import dagster as dg
 
-        from etl_assets.specs import load_project
+        from etl_assets.core.specs import load_project
 
         self._dg = dg
         spec = folder / "eval.yaml"
@@ -75,8 +75,8 @@ class DagsterDefault:
         self._context.__exit__(None, None, None)
 
     def __call__(self, case: Case) -> bool:
-        from etl_assets import metrics as M
-        from etl_assets.checks import NULLS_CHECK, ROW_COUNT_CHECK, evaluate_table
+        from etl_assets.engine import metrics as M
+        from etl_assets.orchestration.checks import NULLS_CHECK, ROW_COUNT_CHECK, evaluate_table
 
         dg = self._dg
         table = self._tables[f"t{self._count}"]

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.checks import ROW_COUNT_CHECK, SCHEMA_CHECK, SUMS_CHECK, evaluate_table
-from etl_assets.specs import load_project
+from etl_assets.orchestration.checks import ROW_COUNT_CHECK, SCHEMA_CHECK, SUMS_CHECK, evaluate_table
+from etl_assets.core.specs import load_project
 
 SPEC = """
 database: bench

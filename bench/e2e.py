@@ -119,8 +119,8 @@ def generate(rows: int) -> None:
 
 def handwritten(rows: int, seed_style: bool) -> None:
     """What a team writes by hand: the SQL steps and saveAsTable; (b) adds the seed logger."""
-    from etl_assets.settings import load_settings
-    from etl_assets.spark import build_session
+    from etl_assets.core.settings import load_settings
+    from etl_assets.engine.session import build_session
 
     spark = build_session(load_settings(os.environ))  # the same Spark settings as the project
     db = "bench_b" if seed_style else "bench_a"

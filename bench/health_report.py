@@ -18,10 +18,10 @@ import time
 from datetime import datetime, time as clock, timedelta, timezone
 from pathlib import Path
 
-from etl_assets.health import write_report
-from etl_assets.hive_log import CheckRecord, HiveLog, RunRecord
-from etl_assets.settings import load_settings
-from etl_assets.spark import build_session
+from etl_assets.engine.health import write_report
+from etl_assets.engine.hive_log import CheckRecord, HiveLog, RunRecord
+from etl_assets.core.settings import load_settings
+from etl_assets.engine.session import build_session
 from log_growth import timed  # bench/ is on sys.path when a script in it runs
 
 ASSETS = 50

@@ -33,10 +33,10 @@ from pyspark.sql import SparkSession
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from metrics_overhead import DATA, generate as generate_orders  # noqa: E402 - bench/ is no package
 
-from etl_assets.settings import load_settings
-from etl_assets.spark import build_session
-from etl_assets.specs import load_project
-from etl_assets.tables import load_table
+from etl_assets.core.settings import load_settings
+from etl_assets.engine.session import build_session
+from etl_assets.core.specs import load_project
+from etl_assets.engine.load import load_table
 
 IN_WRITE = """
       - {not_null: [order_id, customer_id]}

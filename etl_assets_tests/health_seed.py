@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from etl_assets.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
+from etl_assets.engine.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
 
 LOG_DB = "etl_log_health"  # the seeded log's own database in the test metastore
 DAYS = 14  # days of history in the period

@@ -1,4 +1,4 @@
-"""Tests of `etl_assets.anomaly`: labelled synthetic histories, pure Python, milliseconds."""
+"""Tests of `etl_assets.core.anomaly`: labelled synthetic histories, pure Python, milliseconds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from etl_assets.anomaly import (
+from etl_assets.core.anomaly import (
     AnomalyConfig,
     CategoryDiff,
     CategorySet,
@@ -22,7 +22,7 @@ from etl_assets.anomaly import (
     evaluate,
     weekly_pattern,
 )
-from etl_assets.anomaly import judge_skipped_rows
+from etl_assets.core.anomaly import judge_skipped_rows
 
 SEED = 20240601
 BAND_RULES = {"auto", "relative_change", "mad", "zscore"}

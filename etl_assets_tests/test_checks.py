@@ -17,9 +17,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets import checks as C
-from etl_assets import metrics as M
-from etl_assets.specs import load_project
+from etl_assets.orchestration import checks as C
+from etl_assets.engine import metrics as M
+from etl_assets.core.specs import load_project
 from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
 HISTORY = [1000, 1012, 990, 1005, 998, 1010, 1003]

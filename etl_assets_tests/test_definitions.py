@@ -8,8 +8,8 @@ from __future__ import annotations
 import dagster as dg
 
 from etl_assets.definitions import defs
-from etl_assets.specs import load_project
-from etl_assets.settings import load_settings
+from etl_assets.core.specs import load_project
+from etl_assets.core.settings import load_settings
 
 
 def test_definitions_load() -> None:

@@ -18,15 +18,15 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 )
 from pyspark.sql import SparkSession
 
-from etl_assets import checks as C
-from etl_assets import metrics as M
-from etl_assets.backtest import BacktestError, backtest
-from etl_assets.cli import main as cli_main
+from etl_assets.orchestration import checks as C
+from etl_assets.engine import metrics as M
+from etl_assets.orchestration.backtest import BacktestError, backtest
+from etl_assets.tools.cli import main as cli_main
 from etl_assets.definitions import build_resources
-from etl_assets.feedback import FEEDBACK_JOB, feedback_job
-from etl_assets.health import build_report
-from etl_assets.hive_log import CheckRecord, HiveLog, RunRecord
-from etl_assets.specs import Table, load_project
+from etl_assets.orchestration.feedback import FEEDBACK_JOB, feedback_job
+from etl_assets.engine.health import build_report
+from etl_assets.engine.hive_log import CheckRecord, HiveLog, RunRecord
+from etl_assets.core.specs import Table, load_project
 from etl_assets_tests.helpers import write_spec
 
 KEY = dg.AssetKey("orders")

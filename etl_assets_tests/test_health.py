@@ -20,13 +20,13 @@ import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_assets import cli
-from etl_assets import health as H
-from etl_assets.health import build_health_report_asset, build_report, write_report
-from etl_assets.settings import Settings
-from etl_assets.spark import build_spark_resource
-from etl_assets.specs import Project
-from etl_assets.tables import EtlLogResource
+from etl_assets.tools import cli
+from etl_assets.engine import health as H
+from etl_assets.engine.health import build_health_report_asset, build_report, write_report
+from etl_assets.core.settings import Settings
+from etl_assets.engine.session import build_spark_resource
+from etl_assets.core.specs import Project
+from etl_assets.engine.load import EtlLogResource
 from etl_assets_tests.health_seed import (
     DAYS,
     LOG_DB,

@@ -14,9 +14,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets import metrics as M
-from etl_assets.specs import load_project
-from etl_assets.tables import LOADS_SUFFIX
+from etl_assets.engine import metrics as M
+from etl_assets.core.specs import load_project
+from etl_assets.engine.load import LOADS_SUFFIX
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_assets.metastore_lock import MetastoreBusyError, lock_embedded_metastore, lock_path
-from etl_assets.settings import Settings, load_settings
+from etl_assets.engine.metastore_lock import MetastoreBusyError, lock_embedded_metastore, lock_path
+from etl_assets.core.settings import Settings, load_settings
 
 # Takes the lock (waiting as long as argv[2] says, "none" for no limit), says so, then holds
 # it until its stdin closes.
 LOCKER = """
 import sys
 from pathlib import Path
-from etl_assets.metastore_lock import lock_embedded_metastore
+from etl_assets.engine.metastore_lock import lock_embedded_metastore
 timeout = None if sys.argv[2] == "none" else float(sys.argv[2])
 lock_embedded_metastore(Path(sys.argv[1]), timeout_s=timeout)
 print("locked", flush=True)

@@ -1,4 +1,4 @@
-"""Python tables (`etl_assets/python_tables.py`): `@table` functions are tables like YAML ones.
+"""Python tables (`etl_assets/core/python_tables.py`): `@table` functions are tables like YAML ones.
 
 Why: a team's first non-SQL transform (a window function, a pandas UDF) must not need a
 second tool. These tests pin that a Python table is validated by the same models with errors
@@ -22,11 +22,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets import metrics as M
-from etl_assets import python_tables as PT
+from etl_assets.engine import metrics as M
+from etl_assets.core import python_tables as PT
 from etl_assets.definitions import build_assets, build_resources
-from etl_assets.settings import load_settings
-from etl_assets.specs import SpecError, load_project
+from etl_assets.core.settings import load_settings
+from etl_assets.core.specs import SpecError, load_project
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"
@@ -61,7 +61,7 @@ def project_with(tmp_path: Path, module: str, yaml_tables: str = "", db: str = "
 
 HEADER = """
 from pyspark.sql import DataFrame, SparkSession
-from etl_assets.python_tables import LoadWindow, table
+from etl_assets.core.python_tables import LoadWindow, table
 """
 
 

@@ -19,9 +19,9 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets import quality as Q
-from etl_assets.specs import QualityRuleSpec, SpecError, load_project
-from etl_assets.tables import LoadError, load_table
+from etl_assets.engine import quality as Q
+from etl_assets.core.specs import QualityRuleSpec, SpecError, load_project
+from etl_assets.engine.load import LoadError, load_table
 from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
 # --- spec validation, no Spark ----------------------------------------------------------------
@@ -462,7 +462,7 @@ def test_blocking_error_rule_skips_downstream(
 
 
 def test_failed_rules_reach_the_alert_sensor_and_the_demo_declares_rules(demo_project) -> None:
-    from etl_assets.sensors import _check_keys
+    from etl_assets.orchestration.sensors import _check_keys
 
     keys = set(_check_keys(demo_project, None))
     assert dg.AssetCheckKey(dg.AssetKey("clean_orders"), "customer_known") in keys

@@ -23,12 +23,12 @@ from aiosmtpd.controller import Controller
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_assets.alerts import Alert, deliver
+from etl_assets.orchestration.alerts import Alert, deliver
 from etl_assets.definitions import build_assets, build_resources
-from etl_assets.settings import load_alert_settings, load_settings
-from etl_assets.schedules import build_schedules
-from etl_assets.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
-from etl_assets.specs import SpecError, load_project
+from etl_assets.core.settings import load_alert_settings, load_settings
+from etl_assets.orchestration.schedules import build_schedules
+from etl_assets.orchestration.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
+from etl_assets.core.specs import SpecError, load_project
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 SPEC = """
@@ -327,7 +327,7 @@ def test_an_smtp_server_that_never_answers_delays_no_other_channel(
 def test_an_alert_log_from_before_failures_were_recorded_gains_the_column(
     spark: SparkSession
 ) -> None:
-    from etl_assets.alerts import ALERT_SCHEMA, Delivery, record_alerts
+    from etl_assets.orchestration.alerts import ALERT_SCHEMA, Delivery, record_alerts
 
     spark.sql("CREATE DATABASE IF NOT EXISTS t_old_alerts")
     columns = ", ".join(f"`{f.name}` {f.dataType.simpleString()}"
@@ -389,7 +389,7 @@ def test_failed_check_alerts_once_to_webhook_and_email_and_alert_log(
 def test_a_scheduled_run_that_died_before_its_load_gets_its_failed_rows(
     spark: SparkSession, settings, project, instance, receivers
 ) -> None:
-    from etl_assets.sensors import run_failure_alerts
+    from etl_assets.orchestration.sensors import run_failure_alerts
 
     # The domain schedule's job, as the daemon launches it: a run with no asset selection,
     # which dies (its process killed, say) before any step starts.
@@ -445,7 +445,7 @@ def test_flaky_asset_succeeds_on_its_second_attempt_with_attempt_rows(
             time.sleep(0.2)
 
     spark.sql(f"CREATE DATABASE IF NOT EXISTS {settings.log_db}")
-    from etl_assets.hive_log import HiveLog
+    from etl_assets.engine.hive_log import HiveLog
 
     HiveLog(spark, settings.log_db).ensure_tables()
     lander = threading.Thread(target=land_after_first_failure, daemon=True)
@@ -464,7 +464,7 @@ def test_flaky_asset_succeeds_on_its_second_attempt_with_attempt_rows(
 def test_run_failure_sensor_alerts_and_the_alert_job_fills_missing_failed_rows(
     spark: SparkSession, settings, tmp_path: Path, instance, receivers
 ) -> None:
-    from etl_assets.sensors import run_failure_alerts
+    from etl_assets.orchestration.sensors import run_failure_alerts
 
     hooks, _ = receivers
     write_spec(tmp_path / "spec", FLAKY.format(source=tmp_path / "never" / "there.csv")

@@ -1,4 +1,4 @@
-"""Tests of the table specs (`etl_assets/specs.py`): the YAML models, the loader and its errors.
+"""Tests of the table specs (`etl_assets/core/specs.py`): the YAML models, the loader and its errors.
 
 A malformed spec must fail when Dagster loads the definitions, with one message naming the file,
 the table (or source) and the field, never later inside a Spark run. These tests pin that
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.settings import DEFAULT_PIPELINES
-from etl_assets.specs import Project, SpecError, load_project, sql_tables
+from etl_assets.core.settings import DEFAULT_PIPELINES
+from etl_assets.core.specs import Project, SpecError, load_project, sql_tables
 
 DEMO_TABLES = [
     "clean_orders",

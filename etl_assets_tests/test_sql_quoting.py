@@ -1,4 +1,4 @@
-"""Names and values become SQL only through `etl_assets.sql_quoting`, and hostile ones survive.
+"""Names and values become SQL only through `etl_assets.core.sql_quoting`, and hostile ones survive.
 
 Why: SQL text is assembled in many modules (DDL of the target and log tables, partition specs,
 the log queries, `F.col` names). A quote, backtick, semicolon or newline in any value a user
@@ -19,9 +19,9 @@ import pytest
 import sqlglot
 from sqlglot import exp
 
-from etl_assets import sql_quoting as S
-from etl_assets.settings import load_environment, load_settings
-from etl_assets.specs import SpecError, load_project, render_template
+from etl_assets.core import sql_quoting as S
+from etl_assets.core.settings import load_environment, load_settings
+from etl_assets.core.specs import SpecError, load_project, render_template
 
 HOSTILE = [
     "we`ird",
@@ -232,7 +232,7 @@ def test_hostile_names_and_values_load_and_come_back_unchanged(
     from pyspark.sql import types as T
     from pyspark.testing import assertDataFrameEqual
 
-    from etl_assets import metrics as M
+    from etl_assets.engine import metrics as M
     from etl_assets_tests.helpers import materialize_project, write_spec
 
     schema = T.StructType([T.StructField("id", T.IntegerType()),

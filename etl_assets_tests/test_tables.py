@@ -16,9 +16,9 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets import metrics as M
-from etl_assets.specs import Project
-from etl_assets.tables import LOADS_SUFFIX, build_frame, register_inputs
+from etl_assets.engine import metrics as M
+from etl_assets.core.specs import Project
+from etl_assets.engine.load import LOADS_SUFFIX, build_frame, register_inputs
 from etl_assets_tests.helpers import materialize_project
 
 NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
@@ -199,7 +199,7 @@ def test_rematerialize_is_idempotent_and_keeps_one_load_folder(
 
 
 def test_cli_status_and_sql(spark: SparkSession, demo_project, demo_run, capsys) -> None:
-    from etl_assets.cli import main
+    from etl_assets.tools.cli import main
 
     assert main(["status"], spark=spark) == 0
     out = capsys.readouterr().out
@@ -228,7 +228,7 @@ def test_log_appends_from_concurrent_writers_all_land(spark: SparkSession) -> No
     from concurrent.futures import ThreadPoolExecutor
     from datetime import datetime, timedelta, timezone
 
-    from etl_assets.hive_log import RUN_LOG, HiveLog, RunRecord
+    from etl_assets.engine.hive_log import RUN_LOG, HiveLog, RunRecord
 
     log = HiveLog(spark, "etl_log_concurrent")
     start = datetime(2026, 2, 1, tzinfo=timezone.utc)

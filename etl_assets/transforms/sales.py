@@ -4,7 +4,7 @@ pandas UDF, feeding the SQL table `spend_bands` in `sales.yaml`.
 
 Each `@table` function takes its inputs as DataFrames, bound by parameter name, and returns
 the table's new rows; the write, metrics, logs, checks and quality rules are those of every
-table (see `etl_assets.python_tables`).
+table (see `etl_assets.core.python_tables`).
 """
 
 from datetime import timedelta
@@ -12,7 +12,7 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from etl_assets.python_tables import LoadWindow, table
+from etl_assets.core.python_tables import LoadWindow, table
 
 ROLLING_DAYS = 7
 HALF_SCORE_SPEND = 300  # a week's spend that scores 50 of 100

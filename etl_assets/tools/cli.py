@@ -2,8 +2,8 @@
 
     etl-assets status            latest load of every table
     etl-assets sql "SELECT ..."  any Spark SQL query, as a table or JSON lines (--json)
-    etl-assets report [--days 30] [--out FILE]   the pipeline-health page (etl_assets.health)
-    etl-assets cluster up|down|status   the cluster profile's servers (etl_assets.cluster)
+    etl-assets report [--days 30] [--out FILE]   the pipeline-health page (etl_assets.engine.health)
+    etl-assets cluster up|down|status   the cluster profile's servers (etl_assets.tools.cluster)
     etl-assets accept TABLE --run ID [--note "..."]      a flagged load was expected
     etl-assets rebaseline TABLE --run ID [--note "..."]  judge later loads from this load on
     etl-assets backtest TABLE [--metric row_count] [--set rule=mad ...]   replay the history
@@ -25,13 +25,13 @@ from typing import Any, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_assets.backtest import DEFAULT_LOADS
-from etl_assets.health import DEFAULT_DAYS, report_path, write_report
-from etl_assets.hive_log import RUN_LOG, HiveLog
-from etl_assets.settings import Settings, load_settings
-from etl_assets.spark import build_session
-from etl_assets.specs import load_project
-from etl_assets.sql_quoting import table_name
+from etl_assets.orchestration.backtest import DEFAULT_LOADS
+from etl_assets.engine.health import DEFAULT_DAYS, report_path, write_report
+from etl_assets.engine.hive_log import RUN_LOG, HiveLog
+from etl_assets.core.settings import Settings, load_settings
+from etl_assets.engine.session import build_session
+from etl_assets.core.specs import load_project
+from etl_assets.core.sql_quoting import table_name
 
 STATUS_COLUMNS = [
     "asset", "table_name", "status", "finished_at", "duration_s", "rows_in", "row_count",
@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     """Entry point of the `etl-assets` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["cluster"]:
-        from etl_assets.cluster import main as cluster_main
+        from etl_assets.tools.cluster import main as cluster_main
 
         return cluster_main(argv[1:])
     parser = argparse.ArgumentParser(prog="etl-assets", description=__doc__.split("\n")[0])
@@ -165,8 +165,8 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     """accept / rebaseline / backtest: they work on the Dagster instance ($DAGSTER_HOME)."""
     import dagster as dg
 
-    from etl_assets.backtest import BacktestError, backtest
-    from etl_assets.feedback import FEEDBACK_JOB, FeedbackError
+    from etl_assets.orchestration.backtest import BacktestError, backtest
+    from etl_assets.orchestration.feedback import FEEDBACK_JOB, FeedbackError
 
     settings = load_settings()
     project = load_project(settings.pipelines_dir, rename_database=settings.environment.database,

@@ -22,9 +22,9 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl_assets import storage as S
-from etl_assets.specs import MetricsSpec
-from etl_assets.sql_quoting import identifier
+from etl_assets.engine import storage as S
+from etl_assets.core.specs import MetricsSpec
+from etl_assets.core.sql_quoting import identifier
 
 ROW_COUNT = "dagster/row_count"
 TABLE_NAME = "dagster/table_name"

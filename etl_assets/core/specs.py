@@ -30,8 +30,8 @@ from pydantic import (
 )
 from sqlglot import exp
 
-from etl_assets import python_tables as PT
-from etl_assets.sql_quoting import escape_string
+from etl_assets.core import python_tables as PT
+from etl_assets.core.sql_quoting import escape_string
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Dagster's rules for definition tags (dagster._utils.tags), checked here so that a bad tag
@@ -238,7 +238,7 @@ RULES = ("auto", "relative_change", "mad", "zscore", "bounds")
 class AnomalyCheckSpec(_Strict):
     """Tuning of one anomaly check; unset fields inherit from `checks.defaults`.
 
-    Field names match `etl_assets.anomaly.AnomalyConfig`, where each is documented.
+    Field names match `etl_assets.core.anomaly.AnomalyConfig`, where each is documented.
     """
 
     enabled: bool | None = None
@@ -542,7 +542,7 @@ class TableSpec(_Strict):
     """One Hive target table: its rows, how it is written and what is measured.
 
     The rows are the `sql` over the inputs for a table of a YAML file (`SqlTableSpec`), or
-    what the function returns for a Python table (`etl_assets.python_tables.table`), which
+    what the function returns for a Python table (`etl_assets.core.python_tables.table`), which
     has no `sql`. Both are validated by this model.
     """
 

@@ -36,8 +36,8 @@ from dagster._core.storage.asset_check_execution_record import (  # no public ex
 )
 from dagster_pyspark import LazyPySparkResource
 
-from etl_assets import metrics as M
-from etl_assets.anomaly import (
+from etl_assets.engine import metrics as M
+from etl_assets.core.anomaly import (
     AnomalyConfig,
     CategorySet,
     Verdict,
@@ -46,10 +46,10 @@ from etl_assets.anomaly import (
     evaluate,
     judge_skipped_rows,
 )
-from etl_assets.feedback import Decisions, read_decisions
-from etl_assets.hive_log import CheckRecord
-from etl_assets.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
-from etl_assets.tables import EtlLogResource, partitions_definition
+from etl_assets.orchestration.feedback import Decisions, read_decisions
+from etl_assets.engine.hive_log import CheckRecord
+from etl_assets.core.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
+from etl_assets.engine.load import EtlLogResource, partitions_definition
 
 ROW_COUNT_CHECK = "row_count_anomaly"
 SUMS_CHECK = "sums_anomaly"

@@ -37,10 +37,10 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl_assets import metrics as M
-from etl_assets.hive_log import CheckRecord
-from etl_assets.specs import QualityRuleSpec, Table, parse_duration, sql_tables
-from etl_assets.sql_quoting import identifier
+from etl_assets.engine import metrics as M
+from etl_assets.engine.hive_log import CheckRecord
+from etl_assets.core.specs import QualityRuleSpec, Table, parse_duration, sql_tables
+from etl_assets.core.sql_quoting import identifier
 
 # Metadata names of a rule's check result (stable: the UI shows and plots them).
 RULE = "rule"

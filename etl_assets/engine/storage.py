@@ -22,7 +22,7 @@ from pyspark import SparkContext
 from pyspark.sql import Observation, SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.sql_quoting import partition_spec
+from etl_assets.core.sql_quoting import partition_spec
 
 
 # --- folders ----------------------------------------------------------------------------------

@@ -16,10 +16,10 @@ Every environment variable the project reads is read here, so the rest of the co
   JDBC (`jdbc:postgresql://host:5432/metastore`); replaces Derby. `ETL_ASSETS_JDBC_DRIVER_JAR`
   is its driver (default `/usr/share/java/postgresql.jar`, Debian's libpostgresql-jdbc-java).
   The password is a secret: Dagster resolves it from the environment when a run's Spark
-  session starts (`dg.EnvVar`), so it never becomes a configured value (`etl_assets.spark`).
+  session starts (`dg.EnvVar`), so it never becomes a configured value (`etl_assets.engine.session`).
 - `ETL_ASSETS_METASTORE_LOCK_TIMEOUT`: seconds a process waits for another one holding the
   embedded (Derby) metastore before it gives up (default: unset, wait as long as it takes;
-  `0` fails at once). See `etl_assets.metastore_lock`.
+  `0` fails at once). See `etl_assets.engine.metastore_lock`.
 - `ETL_ASSETS_EXECUTOR`: `in_process` (embedded default) or `multiprocess` (cluster default),
   `ETL_ASSETS_MAX_CONCURRENT_STEPS` (2) bounds the latter.
 - `ETL_ASSETS_SPARK_CORES_MAX` (2), `ETL_ASSETS_EXECUTOR_MEMORY` (1g): each run's share of a
@@ -47,7 +47,7 @@ from typing import Any
 
 import yaml
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = PACKAGE_DIR.parent / ".etl_home"
 DEFAULT_PIPELINES = PACKAGE_DIR / "pipelines"
 PROFILES = ("embedded", "cluster")

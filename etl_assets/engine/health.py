@@ -5,7 +5,7 @@ and `check_log`; only the small aggregates reach Python (a few rows per day, sta
 and table, and capped lists: the newest failures, the open flags, the newest loads of some
 tables), so the report costs the same with a hundred log rows as with millions of them.
 
-The page itself is drawn by `etl_assets.health_page`; this module also builds the Dagster
+The page itself is drawn by `etl_assets.core.health_page`; this module also builds the Dagster
 asset `etl_health_report` that writes it under `$ETL_ASSETS_HOME/reports/health.html`.
 """
 
@@ -22,12 +22,12 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
-from etl_assets.hive_log import (
+from etl_assets.engine.hive_log import (
     CHECK_FEEDBACK, CHECK_LOG, FAILED, RETRY, RUN_LOG, SUCCESS, HiveLog)
-from etl_assets.settings import Settings
-from etl_assets.specs import Project
-from etl_assets.sql_quoting import date_literal, table_name
-from etl_assets.tables import EtlLogResource
+from etl_assets.core.settings import Settings
+from etl_assets.core.specs import Project
+from etl_assets.core.sql_quoting import date_literal, table_name
+from etl_assets.engine.load import EtlLogResource
 
 logger = logging.getLogger(__name__)
 
@@ -373,7 +373,7 @@ def write_report(
     as_of: date | None = None,
 ) -> HealthReport:
     """Build the report and write its self-contained HTML page to `out` (folders created)."""
-    from etl_assets.health_page import render_page
+    from etl_assets.core.health_page import render_page
 
     report = build_report(spark, log_db, days=days, as_of=as_of)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -23,15 +23,15 @@ from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl_assets import metrics as M
-from etl_assets import python_tables as PT
-from etl_assets import quality as Q
-from etl_assets.hive_log import (
+from etl_assets.engine import metrics as M
+from etl_assets.core import python_tables as PT
+from etl_assets.engine import quality as Q
+from etl_assets.engine.hive_log import (
     FAILED, RETRY, SUCCESS, CheckRecord, FeedbackRecord, HiveLog, RunRecord)
-from etl_assets import storage as S
-from etl_assets import writes as W
-from etl_assets.specs import Project, Source, Table, parse_duration, render_template
-from etl_assets.sql_quoting import identifier
+from etl_assets.engine import storage as S
+from etl_assets.engine import writes as W
+from etl_assets.core.specs import Project, Source, Table, parse_duration, render_template
+from etl_assets.core.sql_quoting import identifier
 
 logger = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from pydantic import Field, PrivateAttr
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
-from etl_assets import storage
-from etl_assets.metastore_lock import lock_embedded_metastore
-from etl_assets.settings import Settings
+from etl_assets.engine import storage
+from etl_assets.engine.metastore_lock import lock_embedded_metastore
+from etl_assets.core.settings import Settings
 
 METASTORE_PASSWORD_ENV = "ETL_ASSETS_METASTORE_PASSWORD"
 # Hive's own key, on the Hadoop configuration (Spark's equivalent setting would be this key
@@ -135,7 +135,7 @@ def start_session(
             exists: it reaches the metastore without appearing in the Spark settings, the JVM's
             command line or a log. With Derby, which checks no password, it is harmless.
         embedded_metastore: Derby's folder; when given, this process first takes the lock of
-            `etl_assets.metastore_lock` (waiting for another holder with one logged line).
+            `etl_assets.engine.metastore_lock` (waiting for another holder with one logged line).
         lock_timeout_s: Longest wait for that lock in seconds (`None`: no limit).
         on_wait: Receives the waiting line (default: `logging`).
 

@@ -16,15 +16,15 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.metrics import to_log_values
-from etl_assets.sql_quoting import (
+from etl_assets.engine.metrics import to_log_values
+from etl_assets.core.sql_quoting import (
     column_definitions,
     date_literal,
     identifier,
     string_literal,
     table_name,
 )
-from etl_assets.writes import append_records
+from etl_assets.engine.writes import append_records
 
 logger = logging.getLogger(__name__)
 

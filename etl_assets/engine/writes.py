@@ -28,9 +28,9 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets import storage as S
-from etl_assets.anomaly import compare_schemas
-from etl_assets.sql_quoting import (
+from etl_assets.engine import storage as S
+from etl_assets.core.anomaly import compare_schemas
+from etl_assets.core.sql_quoting import (
     column_definitions,
     identifier,
     partition_spec,

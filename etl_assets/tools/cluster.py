@@ -15,7 +15,7 @@
 
 Ports are picked once (the usual ones when free, else any free port) and written with every
 other connection setting to `<home>/cluster/cluster.env`, which the `cluster` profile reads
-(`etl_assets.settings`) and the Makefile includes. Missing Debian packages (PostgreSQL, its
+(`etl_assets.core.settings`) and the Makefile includes. Missing Debian packages (PostgreSQL, its
 JDBC driver) are installed with apt-get when running as root.
 """
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pyspark
 
-from etl_assets.settings import (
+from etl_assets.core.settings import (
     CLUSTER_ENV_FILE,
     JDBC_DRIVER_JAR,
     PACKAGE_DIR,
@@ -367,7 +367,7 @@ def thrift_submit_args(settings: Settings, secrets_file: Path) -> list[str]:
     `--properties-file`. Spark trims the values it reads there: a password that begins or ends
     with whitespace does not survive.
     """
-    from etl_assets.spark import METASTORE_PASSWORD_KEY, spark_config
+    from etl_assets.engine.session import METASTORE_PASSWORD_KEY, spark_config
 
     conf = spark_config(settings)
     conf.update({"spark.app.name": "etl_assets-thrift", "spark.cores.max": "1",

@@ -4,7 +4,7 @@ table's new rows.
 ```python
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_assets.python_tables import LoadWindow, table
+from etl_assets.core.python_tables import LoadWindow, table
 
 
 @table(inputs=["clean_orders"], partitions={"type": "daily", "start": "2026-01-01",
@@ -15,7 +15,7 @@ def customer_spend(spark: SparkSession, clean_orders: DataFrame,
     return clean_orders.groupBy("order_date", "customer_id").sum("amount")
 ```
 
-The options are those of a YAML table (`etl_assets.specs.TableSpec`, validated by the same
+The options are those of a YAML table (`etl_assets.core.specs.TableSpec`, validated by the same
 models when the project loads, with errors naming the module, the function and the field),
 plus `database` and `name` (default: the function's name); there is no `sql`. The module's
 name is the table's domain, as a YAML file's name is: `transforms/sales.py` holds tables of the
