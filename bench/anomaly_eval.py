@@ -24,13 +24,18 @@ import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from anomaly_suite import (  # noqa: E402
-    KINDS, Case, build_suite, deequ_online_normal, elementary_zscore, seed_rule)
+    KINDS,
+    Case,
+    build_suite,
+    deequ_online_normal,
+    elementary_zscore,
+    seed_rule,
+)
 
 from etl_assets.core.anomaly import AnomalyConfig, evaluate  # noqa: E402
 
@@ -75,7 +80,7 @@ class DagsterDefault:
         self._context.__exit__(None, None, None)
 
     def __call__(self, case: Case) -> bool:
-        from etl_assets.engine import metrics as M
+        from etl_assets.core import metric_names as M
         from etl_assets.orchestration.checks import NULLS_CHECK, ROW_COUNT_CHECK, evaluate_table
 
         dg = self._dg

@@ -20,8 +20,13 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.orchestration.checks import ROW_COUNT_CHECK, SCHEMA_CHECK, SUMS_CHECK, evaluate_table
 from etl_assets.core.specs import load_project
+from etl_assets.orchestration.checks import (
+    ROW_COUNT_CHECK,
+    SCHEMA_CHECK,
+    SUMS_CHECK,
+    evaluate_table,
+)
 
 SPEC = """
 database: bench

@@ -15,14 +15,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import datetime, time as clock, timedelta, timezone
+from datetime import datetime, timedelta, timezone
+from datetime import time as clock
 from pathlib import Path
 
-from etl_assets.engine.health import write_report
-from etl_assets.engine.hive_log import CheckRecord, HiveLog, RunRecord
-from etl_assets.core.settings import load_settings
-from etl_assets.engine.session import build_session
 from log_growth import timed  # bench/ is on sys.path when a script in it runs
+
+from etl_assets.core.records import CheckRecord, RunRecord
+from etl_assets.core.settings import load_settings
+from etl_assets.engine.health import write_report
+from etl_assets.engine.hive_log import HiveLog
+from etl_assets.engine.session import build_session
 
 ASSETS = 50
 DAYS = 30

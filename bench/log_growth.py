@@ -20,11 +20,12 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from etl_assets.core.records import RunRecord
+from etl_assets.core.settings import load_settings
+from etl_assets.engine.hive_log import HiveLog
+from etl_assets.engine.session import build_session
 from etl_assets.orchestration.checks import CheckRecord
 from etl_assets.tools.cli import status_frame
-from etl_assets.engine.hive_log import HiveLog, RunRecord
-from etl_assets.core.settings import load_settings
-from etl_assets.engine.session import build_session
 
 ASSETS = 50
 

@@ -28,10 +28,10 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from etl_assets.engine.metrics import plan_metrics
 from etl_assets.core.settings import load_settings
-from etl_assets.engine.session import build_session
 from etl_assets.core.specs import MetricsSpec
+from etl_assets.engine.metrics import plan_metrics
+from etl_assets.engine.session import build_session
 
 DATA = Path(__file__).resolve().parent / "data"
 CATEGORIES = ("ELEC", "BOOK", "MUSC", "HOME", "TOYS", "FOOD", "BEAU", "SPRT")

@@ -31,12 +31,13 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from metrics_overhead import DATA, generate as generate_orders  # noqa: E402 - bench/ is no package
+from metrics_overhead import DATA  # noqa: E402 - bench/ is no package
+from metrics_overhead import generate as generate_orders
 
 from etl_assets.core.settings import load_settings
-from etl_assets.engine.session import build_session
 from etl_assets.core.specs import load_project
 from etl_assets.engine.load import load_table
+from etl_assets.engine.session import build_session
 
 IN_WRITE = """
       - {not_null: [order_id, customer_id]}

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import dagster as dg
 
+from etl_assets.core.settings import Settings, load_settings
+from etl_assets.core.specs import Project, load_project
+from etl_assets.orchestration.assets import build_source_asset, build_table_asset
 from etl_assets.orchestration.checks import build_table_checks
 from etl_assets.orchestration.feedback import feedback_job
-from etl_assets.engine.health import build_health_report_asset
+from etl_assets.orchestration.health_asset import build_health_report_asset
+from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
 from etl_assets.orchestration.schedules import build_health_report_schedule, build_schedules
 from etl_assets.orchestration.sensors import alerts_job, build_sensors
-from etl_assets.core.settings import Settings, load_settings
-from etl_assets.engine.session import build_spark_resource
-from etl_assets.core.specs import Project, load_project
-from etl_assets.engine.load import EtlLogResource, build_source_asset, build_table_asset
 
 
 def build_resources(settings: Settings) -> dict[str, object]:

@@ -31,8 +31,8 @@ import pytest  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 
 from etl_assets.core.settings import Settings, load_settings  # noqa: E402
-from etl_assets.engine.session import build_session  # noqa: E402
 from etl_assets.core.specs import Project, load_project  # noqa: E402
+from etl_assets.engine.session import build_session  # noqa: E402
 from etl_assets_tests.health_seed import LOG_DB, Seed, build_seed, write_seed  # noqa: E402
 from etl_assets_tests.helpers import materialize_project  # noqa: E402
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from etl_assets.engine.hive_log import FAILED, RETRY, SUCCESS, CheckRecord, HiveLog, RunRecord
+from etl_assets.core.records import FAILED, RETRY, SUCCESS, CheckRecord, RunRecord
+from etl_assets.engine.hive_log import HiveLog
 
 LOG_DB = "etl_log_health"  # the seeded log's own database in the test metastore
 DAYS = 14  # days of history in the period

@@ -17,10 +17,10 @@ import dagster as dg
 import psutil
 import requests
 
-from etl_assets.tools.cluster import apt_install, can_apt_install, free_port
-from etl_assets.definitions import build_assets, build_checks, build_resources
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import Project
+from etl_assets.definitions import build_assets, build_checks, build_resources
+from etl_assets.tools.cluster import apt_install, can_apt_install, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

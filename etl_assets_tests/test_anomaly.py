@@ -20,9 +20,9 @@ from etl_assets.core.anomaly import (
     compare_category_sets,
     compare_schemas,
     evaluate,
+    judge_skipped_rows,
     weekly_pattern,
 )
-from etl_assets.core.anomaly import judge_skipped_rows
 
 SEED = 20240601
 BAND_RULES = {"auto", "relative_change", "mad", "zscore"}

@@ -17,9 +17,10 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.orchestration import checks as C
-from etl_assets.engine import metrics as M
+from etl_assets.core import metric_names as M
 from etl_assets.core.specs import load_project
+from etl_assets.orchestration import checks as C
+from etl_assets.orchestration import metadata as MD
 from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
 HISTORY = [1000, 1012, 990, 1005, 998, 1010, 1003]
@@ -151,15 +152,15 @@ def test_wide_metadata_round_trips_to_the_per_column_metrics_the_checks_read() -
             values[M.SUM + f"n{i}"] = None if i == 0 else Decimal(i) / 4  # n0 overflowed
         return values
 
-    narrow = M.metric_metadata(metrics(M.WIDE_TABLE_COLUMNS), schema(M.WIDE_TABLE_COLUMNS))
+    narrow = MD.metric_metadata(metrics(M.WIDE_TABLE_COLUMNS), schema(M.WIDE_TABLE_COLUMNS))
     assert M.COLUMN_METRICS not in narrow and M.SUM + "n48" in narrow
     wide_metrics = metrics(M.WIDE_TABLE_COLUMNS + 1)
-    wide = M.metric_metadata(wide_metrics, schema(M.WIDE_TABLE_COLUMNS + 1))
+    wide = MD.metric_metadata(wide_metrics, schema(M.WIDE_TABLE_COLUMNS + 1))
     assert len([k for k in wide if k.startswith(M.SUM)]) == M.WIDE_TABLE_SUMS
     assert not any(k.startswith(M.NULL_COUNT) for k in wide)
     assert wide[M.COLUMNS_WITH_NULLS].value == 1 and wide[M.NULL_COUNT_TOTAL].value == 1
     assert wide[M.CATEGORIES + "name"].value == ["a"]  # declared metrics keep their keys
-    expanded = M.expand_column_metrics({k: v.value for k, v in wide.items()})
+    expanded = MD.expand_column_metrics({k: v.value for k, v in wide.items()})
     for name, value in wide_metrics.items():
         if name.startswith((M.SUM, M.NULL_COUNT)):
             assert expanded[name] == (None if value is None else float(value)), name

@@ -28,8 +28,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from etl_assets.tools.cluster import beeline, pg_bindir
 from etl_assets.core.settings import JDBC_DRIVER_JAR, load_settings, read_env_file
+from etl_assets.tools.cluster import beeline, pg_bindir
 from etl_assets_tests.helpers import (
     BIN,
     FINISHED,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from etl_assets.definitions import defs
-from etl_assets.core.specs import load_project
 from etl_assets.core.settings import load_settings
+from etl_assets.core.specs import load_project
+from etl_assets.definitions import defs
 
 
 def test_definitions_load() -> None:

@@ -7,8 +7,8 @@ mirror written through the test process's Spark session) and read back by the re
 
 
 import tempfile
-from datetime import datetime, timezone
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import dagster as dg
@@ -18,15 +18,16 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 )
 from pyspark.sql import SparkSession
 
-from etl_assets.orchestration import checks as C
-from etl_assets.engine import metrics as M
-from etl_assets.orchestration.backtest import BacktestError, backtest
-from etl_assets.tools.cli import main as cli_main
-from etl_assets.definitions import build_resources
-from etl_assets.orchestration.feedback import FEEDBACK_JOB, feedback_job
-from etl_assets.engine.health import build_report
-from etl_assets.engine.hive_log import CheckRecord, HiveLog, RunRecord
+from etl_assets.core import metric_names as M
+from etl_assets.core.records import CheckRecord, RunRecord
 from etl_assets.core.specs import Table, load_project
+from etl_assets.definitions import build_resources
+from etl_assets.engine.health import build_report
+from etl_assets.engine.hive_log import HiveLog
+from etl_assets.orchestration import checks as C
+from etl_assets.orchestration.backtest import BacktestError, backtest
+from etl_assets.orchestration.feedback import FEEDBACK_JOB, feedback_job
+from etl_assets.tools.cli import main as cli_main
 from etl_assets_tests.helpers import write_spec
 
 KEY = dg.AssetKey("orders")

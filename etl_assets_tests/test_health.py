@@ -20,13 +20,14 @@ import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_assets.tools import cli
-from etl_assets.engine import health as H
-from etl_assets.engine.health import build_health_report_asset, build_report, write_report
+from etl_assets.core import health_report as HR
 from etl_assets.core.settings import Settings
-from etl_assets.engine.session import build_spark_resource
 from etl_assets.core.specs import Project
-from etl_assets.engine.load import EtlLogResource
+from etl_assets.engine.health import build_report, write_report
+from etl_assets.orchestration import health_asset as HA
+from etl_assets.orchestration.health_asset import build_health_report_asset
+from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
+from etl_assets.tools import cli
 from etl_assets_tests.health_seed import (
     DAYS,
     LOG_DB,
@@ -156,7 +157,7 @@ def test_empty_log_says_no_runs_yet(spark: SparkSession, tmp_path: Path) -> None
 def test_runs_only_before_the_period_say_so(spark: SparkSession, seeded_log: Seed) -> None:
     report = build_report(spark, LOG_DB, days=7, as_of=seeded_log.as_of + timedelta(days=100))
     assert report.empty and report.log_has_runs
-    assert "No runs in the last 7 days" in H.summary_markdown(report)
+    assert "No runs in the last 7 days" in HR.summary_markdown(report)
 
 
 def test_page_is_self_contained(seeded_page: Path) -> None:
@@ -195,11 +196,11 @@ def test_health_report_asset_materializes_summary_and_path(
     (event,) = result.get_asset_materialization_events()
     metadata = event.materialization.metadata
     page = tmp_path / "home" / "reports" / "health.html"
-    assert metadata[H.PAGE].value == str(page) and page.exists()
+    assert metadata[HA.PAGE].value == str(page) and page.exists()
     expected = expected_totals(seeded_log, 30)
-    assert metadata[H.RUNS].value == expected["runs"]
-    assert metadata[H.OPEN_FLAGS].value == 2
-    summary = metadata[H.SUMMARY].value
+    assert metadata[HA.RUNS].value == expected["runs"]
+    assert metadata[HA.OPEN_FLAGS].value == 2
+    summary = metadata[HA.SUMMARY].value
     assert f"{expected['rows_loaded']:,} rows" in summary
     assert "customers_dim.email_not_null" in summary and str(page) in summary
     assert page_data(page)["totals"] == expected
@@ -218,7 +219,7 @@ def test_run_panels_sum_the_groups_without_spark() -> None:
                 "row_count": rows, "duration_sum": seconds, "timed": timed,
                 "duration_max": longest}
 
-    panels = H.run_panels([
+    panels = HR.run_panels([
         group("a", "d", "2026-01-01", "SUCCESS", 2, rows=10, seconds=6.0, timed=2, longest=4.0),
         group("a", "d", "2026-01-02", "SUCCESS", 1, rows=5, seconds=9.0, timed=1, longest=9.0),
         group("b", None, "2026-01-02", "SUCCESS", 1),  # no row count, no duration
@@ -229,8 +230,8 @@ def test_run_panels_sum_the_groups_without_spark() -> None:
                                 "open_flags": 0}
     assert panels["status"] == [{"status": "SUCCESS", "runs": 4}, {"status": "FAILED", "runs": 1}]
     assert panels["status_by_domain"] == [
-        {"domain": H.NO_DOMAIN, "status": "FAILED", "runs": 1},
-        {"domain": H.NO_DOMAIN, "status": "SUCCESS", "runs": 1},
+        {"domain": HR.NO_DOMAIN, "status": "FAILED", "runs": 1},
+        {"domain": HR.NO_DOMAIN, "status": "SUCCESS", "runs": 1},
         {"domain": "d", "status": "SUCCESS", "runs": 3}]
     assert panels["daily"] == [
         {"day": "2026-01-01", "status": "SUCCESS", "runs": 2, "rows_loaded": 10},

@@ -21,8 +21,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from pyspark.sql import SparkSession
 
-from etl_assets.engine.health import write_report
 from etl_assets.core.health_page import PANELS, TABLE_PANELS
+from etl_assets.engine.health import write_report
 from etl_assets_tests.health_seed import DAYS, LOG_DB, Seed, page_data
 from etl_assets_tests.helpers import ARTIFACTS, CHROMIUM_ARGS, ROOT, ensure_chromium
 

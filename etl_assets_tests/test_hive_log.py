@@ -11,7 +11,8 @@ from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import SparkSession
 
-from etl_assets.engine.hive_log import FAILED, SUCCESS, HiveLog, RunRecord
+from etl_assets.core.records import FAILED, SUCCESS, RunRecord
+from etl_assets.engine.hive_log import HiveLog
 
 
 def _load(asset: str, finished: datetime, status: str, watermark: str | None) -> RunRecord:

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from etl_assets.engine.metastore_lock import MetastoreBusyError, lock_embedded_metastore, lock_path
 from etl_assets.core.settings import Settings, load_settings
+from etl_assets.engine.metastore_lock import MetastoreBusyError, lock_embedded_metastore, lock_path
 
 # Takes the lock (waiting as long as argv[2] says, "none" for no limit), says so, then holds
 # it until its stdin closes.

@@ -22,11 +22,11 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets.engine import metrics as M
+from etl_assets.core import metric_names as M
 from etl_assets.core import python_tables as PT
-from etl_assets.definitions import build_assets, build_resources
-from etl_assets.core.settings import load_settings
+from etl_assets.core.settings import PACKAGE_DIR, load_settings
 from etl_assets.core.specs import SpecError, load_project
+from etl_assets.definitions import build_assets, build_resources
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"
@@ -61,7 +61,7 @@ def project_with(tmp_path: Path, module: str, yaml_tables: str = "", db: str = "
 
 HEADER = """
 from pyspark.sql import DataFrame, SparkSession
-from etl_assets.core.python_tables import LoadWindow, table
+from etl_assets import LoadWindow, table
 """
 
 
@@ -438,7 +438,7 @@ def test_the_demo_python_table_rolls_a_week_and_scores_with_a_pandas_udf(
     sql: SELECT * FROM src
 """, source=source)
     # The shipped module, its database renamed so the demo's own tables are left alone.
-    project = load_project(pipelines, transforms=Path(PT.__file__).parent / "transforms",
+    project = load_project(pipelines, transforms=PACKAGE_DIR / "transforms",
                            rename_database=lambda _: "t_py_demo")
     assert materialize_project(project, settings, instance, selection=["clean_orders"]).success
     result = materialize_project(project, settings, instance,

@@ -19,9 +19,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets.engine import quality as Q
 from etl_assets.core.specs import QualityRuleSpec, SpecError, load_project
+from etl_assets.engine import quality as Q
 from etl_assets.engine.load import LoadError, load_table
+from etl_assets.orchestration import quality_checks as QC
 from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
 # --- spec validation, no Spark ----------------------------------------------------------------
@@ -104,7 +105,7 @@ def test_rules_load_with_default_names_severity_and_thresholds(tmp_path: Path) -
     assert [r.computed for r in found] == [Q.IN_WRITE, Q.BY_QUERY, Q.IN_WRITE, Q.BY_QUERY,
                                            Q.FROM_LOAD]
     assert found[0].spec.allowed_fraction == 0.05 and found[1].spec.allowed_fraction == 0
-    specs = {s.name: s for s in Q.quality_check_specs(table)}
+    specs = {s.name: s for s in QC.quality_check_specs(table)}
     assert specs["unique_id_code"].blocking and not specs["not_null_id_code"].blocking
     assert specs["range_amount"].metadata[Q.RULE] == 'range: {"column": "amount", "min": 0}'
 

@@ -22,16 +22,12 @@ from dagster._core.remote_representation.external_data import (
 from dagster._serdes import serialize_value
 from pyspark.sql import SparkSession
 
-from etl_assets.tools.cluster import thrift_submit_args
-from etl_assets.definitions import build_definitions
 from etl_assets.core.settings import Settings, load_settings
-from etl_assets.engine.session import (
-    METASTORE_PASSWORD_ENV,
-    METASTORE_PASSWORD_KEY,
-    build_spark_resource,
-    spark_config,
-)
 from etl_assets.core.specs import load_project
+from etl_assets.definitions import build_definitions
+from etl_assets.engine.session import METASTORE_PASSWORD_ENV, METASTORE_PASSWORD_KEY, spark_config
+from etl_assets.orchestration.resources import build_spark_resource
+from etl_assets.tools.cluster import thrift_submit_args
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 PASSWORD = "s3cr3t-Pa55w0rd-7f1c"

@@ -13,9 +13,9 @@ import socket
 import threading
 import time
 from datetime import datetime, timezone
-from zoneinfo import ZoneInfo
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
@@ -23,12 +23,16 @@ from aiosmtpd.controller import Controller
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from etl_assets.orchestration.alerts import Alert, deliver
-from etl_assets.definitions import build_assets, build_resources
 from etl_assets.core.settings import load_alert_settings, load_settings
-from etl_assets.orchestration.schedules import build_schedules
-from etl_assets.orchestration.sensors import alerts_job, build_check_failure_sensor, build_source_sensor
 from etl_assets.core.specs import SpecError, load_project
+from etl_assets.definitions import build_assets, build_resources
+from etl_assets.orchestration.alerts import Alert, deliver
+from etl_assets.orchestration.schedules import build_schedules
+from etl_assets.orchestration.sensors import (
+    alerts_job,
+    build_check_failure_sensor,
+    build_source_sensor,
+)
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 SPEC = """

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from etl_assets.core.settings import load_settings
-from etl_assets.engine.session import spark_config
 from etl_assets.core.specs import load_project
+from etl_assets.engine.session import spark_config
 
 
 def test_etl_assets_home_moves_metastore_warehouse_and_derby_files(tmp_path: Path) -> None:

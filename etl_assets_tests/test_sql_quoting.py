@@ -232,7 +232,7 @@ def test_hostile_names_and_values_load_and_come_back_unchanged(
     from pyspark.sql import types as T
     from pyspark.testing import assertDataFrameEqual
 
-    from etl_assets.engine import metrics as M
+    from etl_assets.core import metric_names as M
     from etl_assets_tests.helpers import materialize_project, write_spec
 
     schema = T.StructType([T.StructField("id", T.IntegerType()),

@@ -16,7 +16,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from etl_assets.engine import metrics as M
+from etl_assets.core import metric_names as M
 from etl_assets.core.specs import Project
 from etl_assets.engine.load import LOADS_SUFFIX, build_frame, register_inputs
 from etl_assets_tests.helpers import materialize_project
@@ -228,7 +228,8 @@ def test_log_appends_from_concurrent_writers_all_land(spark: SparkSession) -> No
     from concurrent.futures import ThreadPoolExecutor
     from datetime import datetime, timedelta, timezone
 
-    from etl_assets.engine.hive_log import RUN_LOG, HiveLog, RunRecord
+    from etl_assets.core.records import RunRecord
+    from etl_assets.engine.hive_log import RUN_LOG, HiveLog
 
     log = HiveLog(spark, "etl_log_concurrent")
     start = datetime(2026, 2, 1, tzinfo=timezone.utc)

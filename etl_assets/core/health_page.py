@@ -19,7 +19,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 from plotly.subplots import make_subplots
 
-from etl_assets.engine.health import HealthReport
+from etl_assets.core.health_report import HealthReport
 
 STATUS_COLORS = {"SUCCESS": "#2e9d5b", "FAILED": "#d9423a", "RETRY": "#f0a030"}
 OTHER_COLOR = "#8c8c8c"

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.engine.metrics import to_log_values
+from etl_assets.core.metric_names import to_log_values
+from etl_assets.core.records import CheckRecord, FeedbackRecord, RunRecord
 from etl_assets.core.sql_quoting import (
     column_definitions,
     date_literal,
@@ -94,74 +93,9 @@ LOG_SCHEMAS: dict[str, T.StructType] = {
     ]),
 }
 
-SUCCESS = "SUCCESS"
-FAILED = "FAILED"
-RETRY = "RETRY"  # a failed attempt that Dagster's RetryPolicy will try again
 MAX_ERROR_CHARS = 8000
 # Newest log_date partitions read per step of the watermark look-up; 0 = all the rest.
 WATERMARK_PROBES = (1, 7, 30, 365, 0)
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One load attempt of one asset, as written to `run_log`."""
-
-    run_id: str
-    asset: str
-    domain: str
-    table_name: str
-    status: str
-    started_at: datetime
-    finished_at: datetime
-    code_version: str
-    partition_key: str | None = None
-    rows_in: int | None = None
-    row_count: int | None = None
-    bytes: int | None = None
-    error_message: str | None = None
-    watermark: str | None = None
-    attempt: int = 1
-
-    @property
-    def duration_s(self) -> float:
-        """Seconds from start to finish."""
-        return (self.finished_at - self.started_at).total_seconds()
-
-
-@dataclass(frozen=True)
-class FeedbackRecord:
-    """One accept / re-baseline decision, as written to `check_feedback`."""
-
-    run_id: str
-    """The run of the `etl_feedback` job that recorded it."""
-    asset: str
-    action: str
-    target_run_id: str
-    note: str
-    by: str
-    recorded_at: datetime
-    partition_key: str | None = None
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """One check evaluation, as written to `check_log`."""
-
-    run_id: str
-    asset: str
-    check_name: str
-    metric: str
-    passed: bool
-    severity: str
-    status: str
-    description: str
-    checked_at: datetime
-    partition_key: str | None = None
-    value: float | None = None
-    baseline: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    target_run_id: str | None = None
 
 
 def _columns(fields: Iterable[T.StructField]) -> str:

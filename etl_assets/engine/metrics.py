@@ -1,4 +1,4 @@
-"""Metrics captured during the write, and their names (a public API: the UI plots them).
+"""Metrics captured during the write (their names: `etl_assets.core.metric_names`).
 
 Every metric arrives with the write itself: from the Parquet footers the writer produces, and
 from aggregates attached with `DataFrame.observe` to the DataFrame being written (see
@@ -8,59 +8,31 @@ rows read from the write job's input metrics.
 
 from __future__ import annotations
 
-import json
-import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
-import dagster as dg
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl_assets.engine import storage as S
+from etl_assets.core.metric_names import (
+    CATEGORIES,
+    CATEGORIES_CAPPED,
+    CATEGORY_COUNT,
+    CATEGORY_HASH,
+    MAX,
+    MIN,
+    NAN_COUNT,
+    NULL_COUNT,
+    ROW_COUNT,
+    SUM,
+    WATERMARK,
+)
 from etl_assets.core.specs import MetricsSpec
 from etl_assets.core.sql_quoting import identifier
-
-ROW_COUNT = "dagster/row_count"
-TABLE_NAME = "dagster/table_name"
-COLUMN_SCHEMA = "dagster/column_schema"
-URI = "dagster/uri"
-ROWS_IN = "rows_in"
-BYTES = "bytes"
-DURATION_S = "duration_s"
-CODE_VERSION = "code_version"
-SUM = "sum/"
-NULL_COUNT = "null_count/"
-NAN_COUNT = "nan_count/"
-MIN = "min/"
-MAX = "max/"
-CATEGORIES = "categories/"
-CATEGORY_COUNT = "category_count/"
-CATEGORIES_CAPPED = "categories_capped/"
-CATEGORY_HASH = "category_hash/"
-WATERMARK = "watermark"
-ROWS_REJECTED = "rows_rejected"
-# A wide table's metadata: the per-column metrics in one table-valued entry, headline numbers
-# as plottable keys (see `metric_metadata`).
-COLUMN_METRICS = "column_metrics"
-COLUMNS = "columns"
-COLUMNS_WITH_NULLS = "columns_with_nulls"
-COLUMNS_WITH_NAN = "columns_with_nan"
-NULL_COUNT_TOTAL = "null_count_total"
-NAN_COUNT_TOTAL = "nan_count_total"
-WIDE_TABLE_COLUMNS = 50  # more columns than this: per-column metrics go to COLUMN_METRICS
-WIDE_TABLE_SUMS = 10  # sums a wide table still shows as plottable keys (its first columns)
-# Field of a `column_metrics` row -> the metric name prefix it stands for.
-_PER_COLUMN = {"sum": SUM, "null_count": NULL_COUNT, "nan_count": NAN_COUNT, "min": MIN,
-               "max": MAX}
-ROWS_SKIPPED = "rows_skipped"  # incremental input rows the watermark filter dropped: the two below
-ROWS_SKIPPED_LATE = "rows_skipped_late"  # watermark at or below the last one (less lookback)
-ROWS_SKIPPED_NULL = "rows_skipped_null_watermark"  # watermark column null
+from etl_assets.engine import storage as S
 
 _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.DoubleType,
             T.DecimalType)
@@ -273,176 +245,5 @@ def plan_metrics(
     for name, expr in extra:
         add(name, expr)
     return MetricPlan(schema, exprs, names, capped, tuple(footer_columns))
-
-
-def column_schema(schema: T.StructType) -> dg.TableSchema:
-    """The written table's schema in Dagster's `dagster/column_schema` form."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                name=f.name,
-                type=f.dataType.simpleString(),
-                constraints=dg.TableColumnConstraints(nullable=f.nullable),
-            )
-            for f in schema.fields
-        ]
-    )
-
-
-def to_metadata(value: Any) -> dg.MetadataValue:
-    """A metric value as Dagster metadata: plain numbers where possible, so the UI plots them.
-
-    Decimals become floats here (exact text goes to `metric_log.value_text`); dates become
-    ISO text; lists JSON; values that measure nothing null: `None` (the sum of an all-null
-    column, or an overflowing integer or decimal sum), NaN and ±infinity (a double sum beyond
-    the double range, or of +inf and -inf), so the UI's plots never hold a non-number.
-    """
-    if value is None:
-        return dg.MetadataValue.null()
-    if isinstance(value, bool):
-        return dg.MetadataValue.bool(value)
-    if isinstance(value, int):
-        return dg.MetadataValue.int(value)
-    if isinstance(value, (float, Decimal)):
-        number = float(value)
-        return dg.MetadataValue.float(number) if math.isfinite(number) else (
-            dg.MetadataValue.null())
-    if isinstance(value, (date, datetime)):
-        return dg.MetadataValue.text(value.isoformat())
-    if isinstance(value, (list, dict)):
-        return dg.MetadataValue.json(value)
-    return dg.MetadataValue.text(str(value))
-
-
-def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[str, Any]:
-    """A load's (or a partition's) metrics as Dagster metadata, bounded for wide tables.
-
-    Up to `WIDE_TABLE_COLUMNS` columns, every metric is its own key (`sum/<column>`, ...),
-    which the UI plots over time. A wider table would give two or more keys and plots per
-    column (a 301-column table: 610 entries and 300 plots per load), so its per-column metrics
-    (sum, null and NaN counts, min, max) go into one table-valued entry, `column_metrics`, one
-    row per column (about 130 bytes each as stored), and only headline numbers stay plottable
-    keys: `columns`, `columns_with_nulls`, `null_count_total`, `columns_with_nan`,
-    `nan_count_total` and the sums of the first `WIDE_TABLE_SUMS` summed columns. Every other
-    metric (row count, category sets, watermark, rejected rows...) keeps its key. `metric_log`
-    gets every metric either way; the checks read the table back with
-    `expand_column_metrics`.
-
-    Args:
-        metrics: Metric name -> value, as `MetricPlan.collect` or `footer_metrics` give them.
-        schema: The written table's schema (its width decides; its order orders the rows).
-
-    Returns:
-        Metadata key -> `MetadataValue`.
-    """
-    if len(schema.fields) <= WIDE_TABLE_COLUMNS:
-        return {name: to_metadata(value) for name, value in metrics.items()}
-    per_column = {prefix + f.name for f in schema.fields for prefix in _PER_COLUMN.values()}
-    metadata = {name: to_metadata(value) for name, value in metrics.items()
-                if name not in per_column}
-    # Dagster wants the same fields in every row: only the kinds some column has (no min/max
-    # without a date column), absent ones null; types are in `dagster/column_schema`.
-    kinds = [k for k, prefix in _PER_COLUMN.items()
-             if any(prefix + f.name in metrics for f in schema.fields)]
-    records, sums = [], []
-    null_columns = nan_columns = nulls = nans = 0
-    for f in schema.fields:
-        record: dict[str, Any] = {"column": f.name}
-        if "sum" in kinds:  # tells a sum not measured (null) from a column not summed
-            record["summed"] = SUM + f.name in metrics
-        for kind in kinds:
-            record[kind] = _record_value(metrics.get(_PER_COLUMN[kind] + f.name))
-        null_count, nan_count = metrics.get(NULL_COUNT + f.name), metrics.get(NAN_COUNT + f.name)
-        if null_count is not None:
-            nulls += int(null_count)
-            null_columns += int(null_count) > 0
-        if nan_count is not None:
-            nans += int(nan_count)
-            nan_columns += int(nan_count) > 0
-        if SUM + f.name in metrics:
-            sums.append(SUM + f.name)
-        records.append(dg.TableRecord(record))
-    metadata[COLUMNS] = dg.MetadataValue.int(len(schema.fields))
-    metadata[COLUMNS_WITH_NULLS] = dg.MetadataValue.int(null_columns)
-    metadata[NULL_COUNT_TOTAL] = dg.MetadataValue.int(nulls)
-    metadata[COLUMNS_WITH_NAN] = dg.MetadataValue.int(nan_columns)
-    metadata[NAN_COUNT_TOTAL] = dg.MetadataValue.int(nans)
-    for name in sums[:WIDE_TABLE_SUMS]:
-        metadata[name] = to_metadata(metrics[name])
-    fields = {"column", *kinds, *(["summed"] if "sum" in kinds else [])}
-    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, dg.TableSchema(
-        columns=[c for c in _COLUMN_METRICS_COLUMNS if c.name in fields]))
-    return metadata
-
-
-_COLUMN_METRICS_COLUMNS = [
-    dg.TableColumn("column", "string"),
-    dg.TableColumn("summed", "bool", description="whether the load sums this column"),
-    dg.TableColumn("sum", "float", description="null when not measured (overflow, all null)"),
-    dg.TableColumn("null_count", "int"),
-    dg.TableColumn("nan_count", "int"),
-    dg.TableColumn("min", "string"),
-    dg.TableColumn("max", "string"),
-]
-
-
-def _record_value(value: Any) -> str | int | float | bool | None:
-    """A metric as a `TableRecord` value (numbers plain, decimals float, dates ISO text)."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, (float, Decimal)):
-        number = float(value)
-        return number if math.isfinite(number) else None
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    return str(value)
-
-
-def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    """A materialization's metadata values with a wide table's `column_metrics` spread out.
-
-    The inverse of `metric_metadata` for readers (the checks): each row of the table entry
-    becomes `sum/<column>`, `null_count/<column>`, ... again. Top-level keys win; metadata
-    without the entry comes back unchanged.
-
-    Args:
-        metadata: Key -> plain value (`MetadataValue.value`), the table entry as recorded.
-    """
-    table = metadata.get(COLUMN_METRICS)
-    records = getattr(table, "records", None)
-    if not records:
-        return dict(metadata)
-    expanded = dict(metadata)
-    for record in records:
-        data = record.data
-        for field_name, prefix in _PER_COLUMN.items():
-            value = data.get(field_name)
-            if value is not None or (field_name == "sum" and data.get("summed")):
-                expanded.setdefault(prefix + str(data["column"]), value)
-    return expanded
-
-
-def to_log_values(value: Any) -> tuple[float | None, str | None]:
-    """A metric value as `(value, value_text)` for `metric_log`.
-
-    Numbers fill `value` (a double); decimals also keep their exact text; NaN and ±infinity
-    (an overflowing double sum) are only text ("NaN", "inf", "-inf"), as are dates,
-    timestamps, lists and other values.
-    """
-    if value is None:
-        return None, None
-    if isinstance(value, bool):
-        return float(value), None
-    if isinstance(value, (int, float)):
-        number = float(value)
-        return (number, None) if math.isfinite(number) else (None, str(number).replace(
-            "nan", "NaN"))
-    if isinstance(value, Decimal):
-        return float(value), str(value)
-    if isinstance(value, (date, datetime)):
-        return None, value.isoformat()
-    if isinstance(value, (list, dict)):
-        return None, json.dumps(value, ensure_ascii=False)
-    return None, str(value)
 
 

@@ -32,13 +32,12 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-import dagster as dg
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from etl_assets.engine import metrics as M
-from etl_assets.engine.hive_log import CheckRecord
+from etl_assets.core import metric_names as M
+from etl_assets.core.records import CheckRecord
 from etl_assets.core.specs import QualityRuleSpec, Table, parse_duration, sql_tables
 from etl_assets.core.sql_quoting import identifier
 
@@ -113,22 +112,6 @@ class Rule:
 def table_rules(table: Table) -> list[Rule]:
     """The table's rules in spec order."""
     return [Rule(spec, spec.check_name(i), i) for i, spec in enumerate(table.spec.quality, 1)]
-
-
-def quality_check_specs(table: Table) -> list[dg.AssetCheckSpec]:
-    """One `AssetCheckSpec` per rule, declared on the table's asset (results come with the
-    materialization). ERROR rules with `blocking: true` skip the downstream tables."""
-    key = dg.AssetKey(table.name)
-    return [
-        dg.AssetCheckSpec(
-            rule.name,
-            asset=key,
-            description=rule.spec.description or f"{rule.text()} ({rule.spec.severity})",
-            blocking=rule.spec.blocking,
-            metadata={RULE: rule.text(), COMPUTED: rule.computed},
-        )
-        for rule in table_rules(table)
-    ]
 
 
 @dataclass
@@ -656,36 +639,6 @@ def _sql(
     if not outcome.passed:
         outcome.samples = sample_rows(_limited(bad, _sample_struct(bad.schema, [])))
     return outcome
-
-
-def to_check_result(key: dg.AssetKey, outcome: RuleOutcome) -> dg.AssetCheckResult:
-    """The rule's Dagster check result: the numbers, the rule, where they came from, samples."""
-    rule = outcome.rule
-    metadata: dict[str, Any] = {
-        RULE: dg.MetadataValue.text(rule.text()),
-        KIND: dg.MetadataValue.text(rule.kind),
-        COMPUTED: dg.MetadataValue.text(rule.computed),
-        STATUS: dg.MetadataValue.text(outcome.status),
-        ALLOWED_FRACTION: dg.MetadataValue.float(rule.spec.allowed_fraction),
-    }
-    if outcome.violations is not None:
-        metadata[VIOLATIONS] = dg.MetadataValue.int(outcome.violations)
-    if outcome.rows is not None:
-        metadata[ROWS_JUDGED] = dg.MetadataValue.int(outcome.rows)
-    if outcome.fraction is not None:
-        metadata[VIOLATION_FRACTION] = dg.MetadataValue.float(outcome.fraction)
-    if outcome.samples:
-        metadata[SAMPLE_ROWS] = dg.MetadataValue.json(outcome.samples)
-    for name, value in outcome.extra.items():
-        metadata[name] = M.to_metadata(value)
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=rule.name,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity(rule.spec.severity),
-        description=outcome.description,
-        metadata=metadata,
-    )
 
 
 def check_records(

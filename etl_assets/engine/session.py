@@ -1,15 +1,13 @@
 """Spark configuration: the embedded Hive default, overridable through the environment.
 
-The same configuration serves the assets (through `EtlSparkResource`, dagster-pyspark's
-`LazyPySparkResource` with the secret and the metastore lock added), the `etl-assets` CLI and
-the tests, so a user never needs to know the Derby settings to query their own tables.
+The same configuration serves the assets (through `EtlSparkResource` in
+`etl_assets.orchestration.resources`), the `etl-assets` CLI and the tests, so a user never needs to know the Derby settings to query their own tables.
 
 Secrets stay out of every configured value: `spark_config` holds none, and the metastore
 password reaches Spark only when a session starts (`start_session`), set on the Hadoop
 configuration of the running context rather than passed as a Spark setting, which PySpark would
-put on the JVM's command line. The Dagster resource takes it as `dg.EnvVar`, which Dagster keeps
-as the variable's name in the code location's snapshot, the UI and the run's records, and
-resolves in the run's process only.
+put on the JVM's command line. The Dagster resource takes it as an environment variable that
+Dagster resolves in the run's process only.
 """
 
 from __future__ import annotations
@@ -20,15 +18,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
-from dagster_pyspark import LazyPySparkResource
-from pydantic import Field, PrivateAttr
 from pyspark import SparkConf, SparkContext
 from pyspark.sql import SparkSession
 
+from etl_assets.core.settings import Settings
 from etl_assets.engine import storage
 from etl_assets.engine.metastore_lock import lock_embedded_metastore
-from etl_assets.core.settings import Settings
 
 METASTORE_PASSWORD_ENV = "ETL_ASSETS_METASTORE_PASSWORD"
 # Hive's own key, on the Hadoop configuration (Spark's equivalent setting would be this key
@@ -194,88 +189,3 @@ def build_session(settings: Settings) -> SparkSession:
     )
 
 
-class EtlSparkResource(LazyPySparkResource):
-    """dagster-pyspark's lazy Spark resource, with the metastore's secret and lock.
-
-    Definitions load without starting Spark; the session starts on first use in a step
-    (`start_session`). `metastore_password` is meant to be `dg.EnvVar(...)`: Dagster shows and
-    stores the variable's name, never its value, and resolves it in the run's process.
-
-    Example:
-        ```python
-        EtlSparkResource(spark_config=spark_config(settings),
-                         metastore_password=dg.EnvVar("ETL_ASSETS_METASTORE_PASSWORD"))
-        ```
-    """
-
-    metastore_password: str | None = Field(
-        default=None,
-        description="Password of the metastore database; pass dg.EnvVar(...), never a value.",
-    )
-    embedded_metastore: str | None = Field(
-        default=None,
-        description="Derby's folder: one process at a time holds its lock before Spark starts.",
-    )
-    metastore_lock_timeout_s: float | None = Field(
-        default=None,
-        description="Seconds to wait for another process holding the embedded metastore "
-        "(unset: no limit).",
-    )
-    _log: Any = PrivateAttr(default=None)
-
-    @classmethod
-    def _is_dagster_maintained(cls) -> bool:
-        return False
-
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        # The waiting line goes to the run's own log (the UI), not only to stderr.
-        self._log = context.log
-
-    @property
-    def spark_session(self) -> SparkSession:
-        if self._spark_session is None:
-            password = self.metastore_password
-            if isinstance(password, dg.EnvVar):  # used outside a run: Dagster resolved nothing
-                password = password.get_value()
-            self._spark_session = start_session(
-                self.spark_config,
-                metastore_password=password,
-                embedded_metastore=Path(self.embedded_metastore)
-                if self.embedded_metastore else None,
-                lock_timeout_s=self.metastore_lock_timeout_s,
-                on_wait=self._log.warning if self._log is not None else None,
-            )
-        return self._spark_session
-
-    @property
-    def spark_context(self) -> SparkContext:
-        return self.spark_session.sparkContext
-
-
-def build_spark_resource(settings: Settings) -> EtlSparkResource:
-    """The lazy Spark resource of these settings: definitions load without starting Spark.
-
-    Raises:
-        ValueError: The settings' metastore password is not this process's
-            `ETL_ASSETS_METASTORE_PASSWORD` (say, it is only in `cluster.env`): Dagster resolves
-            secrets from the environment of the run's process alone.
-    """
-    settings.home.mkdir(parents=True, exist_ok=True)
-    serve_ui_on_loopback(settings)  # every process loading the definitions, before Spark starts
-    python_workers_on_this_interpreter(settings)
-    password = None
-    if settings.metastore_password:
-        if os.environ.get(METASTORE_PASSWORD_ENV) != settings.metastore_password:
-            raise ValueError(
-                f"the metastore password must be in the environment as {METASTORE_PASSWORD_ENV}, "
-                "where Dagster resolves secrets when a run starts; it is not (only in "
-                f"{settings.home}/cluster/cluster.env?): `source` that file before starting "
-                "dagster, as the Makefile does")
-        password = dg.EnvVar(METASTORE_PASSWORD_ENV)
-    embedded = settings.embedded_metastore
-    return EtlSparkResource(
-        spark_config=spark_config(settings),
-        metastore_password=password,
-        embedded_metastore=str(embedded) if embedded else None,
-        metastore_lock_timeout_s=settings.metastore_lock_timeout_s,
-    )

@@ -24,7 +24,6 @@ from pyspark.sql import types as T
 
 from etl_assets.core.sql_quoting import partition_spec
 
-
 # --- folders ----------------------------------------------------------------------------------
 
 

@@ -28,7 +28,6 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.engine import storage as S
 from etl_assets.core.anomaly import compare_schemas
 from etl_assets.core.sql_quoting import (
     column_definitions,
@@ -37,6 +36,7 @@ from etl_assets.core.sql_quoting import (
     string_literal,
     table_name,
 )
+from etl_assets.engine import storage as S
 
 logger = logging.getLogger(__name__)
 

@@ -33,9 +33,9 @@ from urllib.parse import urlsplit
 from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.engine.hive_log import HiveLog
 from etl_assets.core.settings import AlertSettings
 from etl_assets.core.sql_quoting import column_definitions, table_name
+from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.writes import append_records
 
 logger = logging.getLogger(__name__)

@@ -15,12 +15,18 @@ from datetime import datetime, timezone
 import dagster as dg
 from pydantic import ValidationError
 
-from etl_assets.engine import metrics as M
+from etl_assets.core import metric_names as M
 from etl_assets.core.anomaly import Verdict
-from etl_assets.orchestration.checks import (
-    Point, _points, anomaly_config, apply_rebaseline, history_limit, judge_metric)
-from etl_assets.orchestration.feedback import read_decisions
 from etl_assets.core.specs import AnomalyCheckSpec, Table
+from etl_assets.orchestration.checks import (
+    Point,
+    _points,
+    anomaly_config,
+    apply_rebaseline,
+    history_limit,
+    judge_metric,
+)
+from etl_assets.orchestration.feedback import read_decisions
 
 DEFAULT_LOADS = 1000
 """Loads replayed unless `--last` says otherwise (the newest ones)."""

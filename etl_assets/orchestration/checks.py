@@ -36,7 +36,7 @@ from dagster._core.storage.asset_check_execution_record import (  # no public ex
 )
 from dagster_pyspark import LazyPySparkResource
 
-from etl_assets.engine import metrics as M
+from etl_assets.core import metric_names as M
 from etl_assets.core.anomaly import (
     AnomalyConfig,
     CategorySet,
@@ -46,10 +46,12 @@ from etl_assets.core.anomaly import (
     evaluate,
     judge_skipped_rows,
 )
-from etl_assets.orchestration.feedback import Decisions, read_decisions
-from etl_assets.engine.hive_log import CheckRecord
+from etl_assets.core.records import CheckRecord
 from etl_assets.core.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
-from etl_assets.engine.load import EtlLogResource, partitions_definition
+from etl_assets.orchestration import metadata as MD
+from etl_assets.orchestration.assets import partitions_definition
+from etl_assets.orchestration.feedback import Decisions, read_decisions
+from etl_assets.orchestration.resources import EtlLogResource
 
 ROW_COUNT_CHECK = "row_count_anomaly"
 SUMS_CHECK = "sums_anomaly"
@@ -453,7 +455,7 @@ def _points(records: Sequence[Any]) -> list[Point]:
             timestamp=record.timestamp,
             partition=record.partition_key,
             # A wide table's per-column metrics sit in one table entry: spread them out.
-            metadata=M.expand_column_metrics(
+            metadata=MD.expand_column_metrics(
                 {k: v.value for k, v in materialization.metadata.items()}),
         ))
     return points
@@ -640,7 +642,7 @@ def _to_result(key: dg.AssetKey, outcome: Outcome) -> dg.AssetCheckResult:
         elif isinstance(value, float) and math.isnan(value):
             metadata[name] = dg.MetadataValue.null()
         else:
-            metadata[name] = M.to_metadata(value)
+            metadata[name] = MD.to_metadata(value)
     return dg.AssetCheckResult(
         asset_key=key,
         check_name=outcome.check,

@@ -24,8 +24,8 @@ import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
 
-from etl_assets.engine.hive_log import FeedbackRecord
-from etl_assets.engine.load import EtlLogResource
+from etl_assets.core.records import FeedbackRecord
+from etl_assets.orchestration.resources import EtlLogResource
 
 FEEDBACK = "etl/feedback"
 TARGET_RUN = "etl/target_run_id"

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from etl_assets.engine.health import HEALTH_REPORT_ASSET
 from etl_assets.core.specs import Project, ScheduleSpec, SpecError, Table
+from etl_assets.orchestration.health_asset import HEALTH_REPORT_ASSET
 
 if TYPE_CHECKING:  # what build_schedule_from_partitioned_job returns; not exported by dagster
     from dagster._core.definitions.partitions.partitioned_schedule import (

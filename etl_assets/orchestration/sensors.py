@@ -23,12 +23,13 @@ from dagster._core.storage.asset_check_execution_record import (  # no public ex
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import functions as F
 
-from etl_assets.orchestration.alerts import Alert, Delivery, deliver, record_alerts
-from etl_assets.engine.hive_log import FAILED, HiveLog, RunRecord
-from etl_assets.engine.quality import quality_check_specs
+from etl_assets.core.records import FAILED, RunRecord
 from etl_assets.core.settings import AlertSettings, load_alert_settings
 from etl_assets.core.specs import Project, Source
-from etl_assets.engine.load import EtlLogResource
+from etl_assets.engine.hive_log import HiveLog
+from etl_assets.orchestration.alerts import Alert, Delivery, deliver, record_alerts
+from etl_assets.orchestration.quality_checks import quality_check_specs
+from etl_assets.orchestration.resources import EtlLogResource
 
 ALERT_JOB = "etl_alerts"
 
@@ -95,7 +96,9 @@ def _alert_run(alerts: list[tuple[Alert, Delivery]], key: str, **extra) -> dg.Ru
 
 
 def _check_keys(project: Project, instance: dg.DagsterInstance) -> list[dg.AssetCheckKey]:
-    from etl_assets.orchestration.checks import check_specs  # checks imports tables; keep imports one-way
+    from etl_assets.orchestration.checks import (
+        check_specs,  # checks imports tables; keep imports one-way
+    )
 
     return [spec.key for table in project.tables.values()
             for spec in [*check_specs(table), *quality_check_specs(table)]]

@@ -25,13 +25,14 @@ from typing import Any, TextIO
 
 from pyspark.sql import DataFrame, SparkSession
 
-from etl_assets.orchestration.backtest import DEFAULT_LOADS
-from etl_assets.engine.health import DEFAULT_DAYS, report_path, write_report
-from etl_assets.engine.hive_log import RUN_LOG, HiveLog
+from etl_assets.core.health_report import DEFAULT_DAYS, report_path
 from etl_assets.core.settings import Settings, load_settings
-from etl_assets.engine.session import build_session
 from etl_assets.core.specs import load_project
 from etl_assets.core.sql_quoting import table_name
+from etl_assets.engine.health import write_report
+from etl_assets.engine.hive_log import RUN_LOG, HiveLog
+from etl_assets.engine.session import build_session
+from etl_assets.orchestration.backtest import DEFAULT_LOADS
 
 STATUS_COLUMNS = [
     "asset", "table_name", "status", "finished_at", "duration_s", "rows_in", "row_count",

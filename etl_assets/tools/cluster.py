@@ -41,10 +41,11 @@ import pyspark
 
 from etl_assets.core.settings import (
     CLUSTER_ENV_FILE,
-    JDBC_DRIVER_JAR,
     PACKAGE_DIR,
     Settings,
     load_settings,
+)
+from etl_assets.core.settings import (
     read_env_file as read_env,
 )
 

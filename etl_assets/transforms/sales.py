@@ -12,7 +12,7 @@ from datetime import timedelta
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from etl_assets.core.python_tables import LoadWindow, table
+from etl_assets import LoadWindow, table
 
 ROLLING_DAYS = 7
 HALF_SCORE_SPEND = 300  # a week's spend that scores 50 of 100

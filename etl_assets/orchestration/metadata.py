@@ -1,0 +1,176 @@
+"""Dagster metadata from a load's metrics: plain values the UI plots, a table entry for wide
+tables, and Dagster's schema form.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import dagster as dg
+from pyspark.sql import types as T
+
+from etl_assets.core.metric_names import (
+    COLUMN_METRICS,
+    COLUMNS,
+    COLUMNS_WITH_NAN,
+    COLUMNS_WITH_NULLS,
+    NAN_COUNT,
+    NAN_COUNT_TOTAL,
+    NULL_COUNT,
+    NULL_COUNT_TOTAL,
+    PER_COLUMN,
+    SUM,
+    WIDE_TABLE_COLUMNS,
+    WIDE_TABLE_SUMS,
+)
+
+
+def column_schema(schema: T.StructType) -> dg.TableSchema:
+    """The written table's schema in Dagster's `dagster/column_schema` form."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                name=f.name,
+                type=f.dataType.simpleString(),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
+            )
+            for f in schema.fields
+        ]
+    )
+
+
+def to_metadata(value: Any) -> dg.MetadataValue:
+    """A metric value as Dagster metadata: plain numbers where possible, so the UI plots them.
+
+    Decimals become floats here (exact text goes to `metric_log.value_text`); dates become
+    ISO text; lists JSON; values that measure nothing null: `None` (the sum of an all-null
+    column, or an overflowing integer or decimal sum), NaN and ±infinity (a double sum beyond
+    the double range, or of +inf and -inf), so the UI's plots never hold a non-number.
+    """
+    if value is None:
+        return dg.MetadataValue.null()
+    if isinstance(value, bool):
+        return dg.MetadataValue.bool(value)
+    if isinstance(value, int):
+        return dg.MetadataValue.int(value)
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+        return dg.MetadataValue.float(number) if math.isfinite(number) else (
+            dg.MetadataValue.null())
+    if isinstance(value, (date, datetime)):
+        return dg.MetadataValue.text(value.isoformat())
+    if isinstance(value, (list, dict)):
+        return dg.MetadataValue.json(value)
+    return dg.MetadataValue.text(str(value))
+
+
+def metric_metadata(metrics: Mapping[str, Any], schema: T.StructType) -> dict[str, Any]:
+    """A load's (or a partition's) metrics as Dagster metadata, bounded for wide tables.
+
+    Up to `WIDE_TABLE_COLUMNS` columns, every metric is its own key (`sum/<column>`, ...),
+    which the UI plots over time. A wider table would give two or more keys and plots per
+    column (a 301-column table: 610 entries and 300 plots per load), so its per-column metrics
+    (sum, null and NaN counts, min, max) go into one table-valued entry, `column_metrics`, one
+    row per column (about 130 bytes each as stored), and only headline numbers stay plottable
+    keys: `columns`, `columns_with_nulls`, `null_count_total`, `columns_with_nan`,
+    `nan_count_total` and the sums of the first `WIDE_TABLE_SUMS` summed columns. Every other
+    metric (row count, category sets, watermark, rejected rows...) keeps its key. `metric_log`
+    gets every metric either way; the checks read the table back with
+    `expand_column_metrics`.
+
+    Args:
+        metrics: Metric name -> value, as `MetricPlan.collect` or `footer_metrics` give them.
+        schema: The written table's schema (its width decides; its order orders the rows).
+
+    Returns:
+        Metadata key -> `MetadataValue`.
+    """
+    if len(schema.fields) <= WIDE_TABLE_COLUMNS:
+        return {name: to_metadata(value) for name, value in metrics.items()}
+    per_column = {prefix + f.name for f in schema.fields for prefix in PER_COLUMN.values()}
+    metadata = {name: to_metadata(value) for name, value in metrics.items()
+                if name not in per_column}
+    # Dagster wants the same fields in every row: only the kinds some column has (no min/max
+    # without a date column), absent ones null; types are in `dagster/column_schema`.
+    kinds = [k for k, prefix in PER_COLUMN.items()
+             if any(prefix + f.name in metrics for f in schema.fields)]
+    records, sums = [], []
+    null_columns = nan_columns = nulls = nans = 0
+    for f in schema.fields:
+        record: dict[str, Any] = {"column": f.name}
+        if "sum" in kinds:  # tells a sum not measured (null) from a column not summed
+            record["summed"] = SUM + f.name in metrics
+        for kind in kinds:
+            record[kind] = _record_value(metrics.get(PER_COLUMN[kind] + f.name))
+        null_count, nan_count = metrics.get(NULL_COUNT + f.name), metrics.get(NAN_COUNT + f.name)
+        if null_count is not None:
+            nulls += int(null_count)
+            null_columns += int(null_count) > 0
+        if nan_count is not None:
+            nans += int(nan_count)
+            nan_columns += int(nan_count) > 0
+        if SUM + f.name in metrics:
+            sums.append(SUM + f.name)
+        records.append(dg.TableRecord(record))
+    metadata[COLUMNS] = dg.MetadataValue.int(len(schema.fields))
+    metadata[COLUMNS_WITH_NULLS] = dg.MetadataValue.int(null_columns)
+    metadata[NULL_COUNT_TOTAL] = dg.MetadataValue.int(nulls)
+    metadata[COLUMNS_WITH_NAN] = dg.MetadataValue.int(nan_columns)
+    metadata[NAN_COUNT_TOTAL] = dg.MetadataValue.int(nans)
+    for name in sums[:WIDE_TABLE_SUMS]:
+        metadata[name] = to_metadata(metrics[name])
+    fields = {"column", *kinds, *(["summed"] if "sum" in kinds else [])}
+    metadata[COLUMN_METRICS] = dg.MetadataValue.table(records, dg.TableSchema(
+        columns=[c for c in _COLUMN_METRICS_COLUMNS if c.name in fields]))
+    return metadata
+
+
+_COLUMN_METRICS_COLUMNS = [
+    dg.TableColumn("column", "string"),
+    dg.TableColumn("summed", "bool", description="whether the load sums this column"),
+    dg.TableColumn("sum", "float", description="null when not measured (overflow, all null)"),
+    dg.TableColumn("null_count", "int"),
+    dg.TableColumn("nan_count", "int"),
+    dg.TableColumn("min", "string"),
+    dg.TableColumn("max", "string"),
+]
+
+
+def _record_value(value: Any) -> str | int | float | bool | None:
+    """A metric as a `TableRecord` value (numbers plain, decimals float, dates ISO text)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, (float, Decimal)):
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A materialization's metadata values with a wide table's `column_metrics` spread out.
+
+    The inverse of `metric_metadata` for readers (the checks): each row of the table entry
+    becomes `sum/<column>`, `null_count/<column>`, ... again. Top-level keys win; metadata
+    without the entry comes back unchanged.
+
+    Args:
+        metadata: Key -> plain value (`MetadataValue.value`), the table entry as recorded.
+    """
+    table = metadata.get(COLUMN_METRICS)
+    records = getattr(table, "records", None)
+    if not records:
+        return dict(metadata)
+    expanded = dict(metadata)
+    for record in records:
+        data = record.data
+        for field_name, prefix in PER_COLUMN.items():
+            value = data.get(field_name)
+            if value is not None or (field_name == "sum" and data.get("summed")):
+                expanded.setdefault(prefix + str(data["column"]), value)
+    return expanded

@@ -1,0 +1,136 @@
+"""The resources every step gets: the Spark session and where the log tables live.
+
+`EtlSparkResource` is dagster-pyspark's `LazyPySparkResource` with the metastore secret and the
+embedded metastore's lock added. It takes the password as `dg.EnvVar`, which Dagster keeps as
+the variable's name in the code location's snapshot, the UI and the run's records, and resolves
+in the run's process only.
+"""
+
+# No `from __future__ import annotations`: Dagster reads the annotations of asset functions
+# (context, config, resources) at definition time and cannot resolve them from strings.
+import os
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster_pyspark import LazyPySparkResource
+from pydantic import Field, PrivateAttr
+from pyspark import SparkContext
+from pyspark.sql import SparkSession
+
+from etl_assets.core.records import CheckRecord, FeedbackRecord
+from etl_assets.core.settings import Settings
+from etl_assets.engine.hive_log import HiveLog
+from etl_assets.engine.session import (
+    METASTORE_PASSWORD_ENV,
+    python_workers_on_this_interpreter,
+    serve_ui_on_loopback,
+    spark_config,
+    start_session,
+)
+
+
+class EtlLogResource(dg.ConfigurableResource):
+    """Where the Hive log tables live (database `etl_log` unless configured)."""
+
+    database: str = "etl_log"
+
+    def write_checks(self, spark: SparkSession, records: list[CheckRecord]) -> None:
+        """Append one step's check evaluations to `check_log`, in one batch.
+
+        Called inside the step, before its results are reported: a failed write fails the
+        step, instead of vanishing into a resource-teardown event after the results were
+        shown (a log append costs milliseconds and no Spark job, so one per step is cheap).
+        """
+        HiveLog(spark, self.database).write_checks(records)
+
+    def write_feedback(self, spark: SparkSession, records: list[FeedbackRecord]) -> None:
+        """Append accept / re-baseline decisions to `check_feedback`, in one batch."""
+        HiveLog(spark, self.database).write_feedback(records)
+
+
+class EtlSparkResource(LazyPySparkResource):
+    """dagster-pyspark's lazy Spark resource, with the metastore's secret and lock.
+
+    Definitions load without starting Spark; the session starts on first use in a step
+    (`start_session`). `metastore_password` is meant to be `dg.EnvVar(...)`: Dagster shows and
+    stores the variable's name, never its value, and resolves it in the run's process.
+
+    Example:
+        ```python
+        EtlSparkResource(spark_config=spark_config(settings),
+                         metastore_password=dg.EnvVar("ETL_ASSETS_METASTORE_PASSWORD"))
+        ```
+    """
+
+    metastore_password: str | None = Field(
+        default=None,
+        description="Password of the metastore database; pass dg.EnvVar(...), never a value.",
+    )
+    embedded_metastore: str | None = Field(
+        default=None,
+        description="Derby's folder: one process at a time holds its lock before Spark starts.",
+    )
+    metastore_lock_timeout_s: float | None = Field(
+        default=None,
+        description="Seconds to wait for another process holding the embedded metastore "
+        "(unset: no limit).",
+    )
+    _log: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The waiting line goes to the run's own log (the UI), not only to stderr.
+        self._log = context.log
+
+    @property
+    def spark_session(self) -> SparkSession:
+        if self._spark_session is None:
+            password = self.metastore_password
+            if isinstance(password, dg.EnvVar):  # used outside a run: Dagster resolved nothing
+                password = password.get_value()
+            self._spark_session = start_session(
+                self.spark_config,
+                metastore_password=password,
+                embedded_metastore=Path(self.embedded_metastore)
+                if self.embedded_metastore else None,
+                lock_timeout_s=self.metastore_lock_timeout_s,
+                on_wait=self._log.warning if self._log is not None else None,
+            )
+        return self._spark_session
+
+    @property
+    def spark_context(self) -> SparkContext:
+        return self.spark_session.sparkContext
+
+
+def build_spark_resource(settings: Settings) -> EtlSparkResource:
+    """The lazy Spark resource of these settings: definitions load without starting Spark.
+
+    Raises:
+        ValueError: The settings' metastore password is not this process's
+            `ETL_ASSETS_METASTORE_PASSWORD` (say, it is only in `cluster.env`): Dagster resolves
+            secrets from the environment of the run's process alone.
+    """
+    settings.home.mkdir(parents=True, exist_ok=True)
+    serve_ui_on_loopback(settings)  # every process loading the definitions, before Spark starts
+    python_workers_on_this_interpreter(settings)
+    password = None
+    if settings.metastore_password:
+        if os.environ.get(METASTORE_PASSWORD_ENV) != settings.metastore_password:
+            raise ValueError(
+                f"the metastore password must be in the environment as {METASTORE_PASSWORD_ENV}, "
+                "where Dagster resolves secrets when a run starts; it is not (only in "
+                f"{settings.home}/cluster/cluster.env?): `source` that file before starting "
+                "dagster, as the Makefile does")
+        password = dg.EnvVar(METASTORE_PASSWORD_ENV)
+    embedded = settings.embedded_metastore
+    return EtlSparkResource(
+        spark_config=spark_config(settings),
+        metastore_password=password,
+        embedded_metastore=str(embedded) if embedded else None,
+        metastore_lock_timeout_s=settings.metastore_lock_timeout_s,
+    )
