@@ -21,7 +21,8 @@ from pathlib import Path
 
 from log_growth import timed  # bench/ is on sys.path when a script in it runs
 
-from etl_assets.core.records import CheckRecord, RunRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.records import RunRecord
 from etl_assets.core.settings import load_settings
 from etl_assets.engine.health import write_report
 from etl_assets.engine.hive_log import HiveLog
@@ -44,10 +45,12 @@ def records(first: int, count: int, today: datetime) -> tuple[list, list]:
             started_at=finished - timedelta(seconds=5 + i % ASSETS), finished_at=finished,
             code_version="1", row_count=None if failed else 1_000 + i % 997,
             error_message=f"error {i}" if failed else None), {}))
-        checks.append(CheckRecord(
-            run_id=f"run-{i}", asset=asset, check_name="row_count_anomaly", metric="row_count",
-            passed=i % 100 != 3, severity="WARN", status="ok", description=f"check of run {i}",
-            checked_at=finished, value=float(i), target_run_id=f"run-{i}"))
+        checks.append((
+            CheckedLoad(run_id=f"run-{i}", asset=asset, checked_at=finished,
+                        target_run_id=f"run-{i}"),
+            CheckOutcome(check="row_count_anomaly", metric="row_count", passed=i % 100 != 3,
+                         severity="WARN", status="ok", description=f"check of run {i}",
+                         value=float(i))))
     return runs, checks
 
 

@@ -20,11 +20,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
 from etl_assets.core.records import RunRecord
 from etl_assets.core.settings import load_settings
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.session import build_session
-from etl_assets.orchestration.checks import CheckRecord
 from etl_assets.tools.cli import status_frame
 
 ASSETS = 50
@@ -49,10 +49,11 @@ def fill(log: HiveLog, rows: int, start: datetime) -> None:
             {"run_id": f"run-{i}", "asset": f"asset_{i % ASSETS}", "metric": "row_count",
              "value": float(i), "recorded_at": start, "log_date": start.date()}
             for i in range(first, first + count)])
-        log.write_checks([CheckRecord(
-            run_id=f"run-{i}", asset=f"asset_{i % ASSETS}", check_name="row_count_anomaly",
-            metric="row_count", passed=True, severity="WARN", status="OK", description="",
-            checked_at=start) for i in range(first, first + count)])
+        log.write_checks([(
+            CheckedLoad(run_id=f"run-{i}", asset=f"asset_{i % ASSETS}", checked_at=start),
+            CheckOutcome(check="row_count_anomaly", metric="row_count", passed=True,
+                         severity="WARN", status="OK", description=""))
+            for i in range(first, first + count)])
 
 
 def timed(fn, repeat: int) -> float:

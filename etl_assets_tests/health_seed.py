@@ -15,7 +15,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from etl_assets.core.records import FAILED, RETRY, SUCCESS, CheckRecord, RunRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.records import FAILED, RETRY, SUCCESS, RunRecord
 from etl_assets.engine.hive_log import HiveLog
 
 LOG_DB = "etl_log_health"  # the seeded log's own database in the test metastore
@@ -38,7 +39,7 @@ class Seed:
 
     as_of: date
     runs: list[RunRecord]
-    checks: list[CheckRecord]
+    checks: list[tuple[CheckedLoad, CheckOutcome]]
 
     def in_period(self, days: int) -> list[RunRecord]:
         first = self.as_of - timedelta(days=days - 1)
@@ -59,7 +60,7 @@ def build_seed(as_of: date) -> Seed:
     - one failure `OLD_DAY` days ago, outside the period.
     """
     runs: list[RunRecord] = []
-    checks: list[CheckRecord] = []
+    checks: list[tuple[CheckedLoad, CheckOutcome]] = []
     for offset in range(DAYS - 1, -1, -1):
         day = as_of - timedelta(days=offset)
         for i, (asset, (domain, rows, seconds)) in enumerate(TABLES.items()):
@@ -83,24 +84,25 @@ def build_seed(as_of: date) -> Seed:
                 partition_key=partition, rows_in=count, row_count=count, bytes=count * 40,
                 attempt=2 if asset == "ledger" and offset == 5 else 1))
             flagged = (asset == "invoices" and offset == 0) or (asset == "ledger" and offset == 3)
-            checks.append(CheckRecord(
-                run_id=run_id, asset=asset, check_name=ROW_CHECK, metric="row_count",
+            checks.append((CheckedLoad(
+                run_id=run_id, asset=asset, checked_at=started + timedelta(seconds=duration + 1),
+                partition_key=partition, target_run_id=run_id), CheckOutcome(
+                check=ROW_CHECK, metric="row_count",
                 passed=not flagged, severity="WARN", status="anomaly" if flagged else "ok",
                 description=(f"row_count {count:,} is 75% below baseline {rows:,} (limit 50%)"
                              if flagged else "row_count within 50% of its baseline"),
-                checked_at=started + timedelta(seconds=duration + 1), partition_key=partition,
-                value=float(count), baseline=float(rows), lower=rows * 0.5, upper=rows * 1.5,
-                target_run_id=run_id))
+                value=float(count), baseline=float(rows), lower=rows * 0.5, upper=rows * 1.5)))
         if offset in (0, 1):
             passed = offset == 1
-            checks.append(CheckRecord(
-                run_id=f"run-{day.isoformat()}-customers_dim", asset="customers_dim",
-                check_name=QUALITY_CHECK, metric="null_ratio/email", passed=passed,
+            run_id = f"run-{day.isoformat()}-customers_dim"
+            checks.append((CheckedLoad(
+                run_id=run_id, asset="customers_dim", checked_at=_at(day, 7),
+                target_run_id=run_id), CheckOutcome(
+                check=QUALITY_CHECK, metric="null_ratio/email", passed=passed,
                 severity="ERROR", status="ok" if passed else "failed",
                 description="email: 0.0% nulls (max 1%)" if passed
                 else "email: 12.5% nulls (max 1%)",
-                checked_at=_at(day, 7), value=0.0 if passed else 0.125, upper=0.01,
-                target_run_id=f"run-{day.isoformat()}-customers_dim"))
+                value=0.0 if passed else 0.125, upper=0.01)))
     for day, error in ((as_of - timedelta(days=2), "AnalysisException: [TABLE_OR_VIEW_NOT_FOUND]"
                         " The table or view `fin`.`gl_raw` cannot be found.\nline 2"),
                        (as_of - timedelta(days=OLD_DAY), "old failure")):
@@ -123,11 +125,11 @@ def expected_totals(seed: Seed, days: int) -> dict[str, int]:
     """The report's totals for the period, computed from the records themselves."""
     runs = seed.in_period(days)
     status = Counter(r.status for r in runs)
-    latest: dict[tuple[str, str], CheckRecord] = {}
+    latest: dict[tuple[str, str], CheckOutcome] = {}
     first = seed.as_of - timedelta(days=days - 1)
-    for check in sorted(seed.checks, key=lambda c: c.checked_at):
-        if first <= check.checked_at.date() <= seed.as_of:
-            latest[(check.asset, check.check_name)] = check
+    for load, outcome in sorted(seed.checks, key=lambda c: c[0].checked_at):
+        if first <= load.checked_at.date() <= seed.as_of:
+            latest[(load.asset, outcome.check)] = outcome
     return {
         "runs": len(runs),
         "success": status[SUCCESS],

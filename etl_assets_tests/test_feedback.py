@@ -19,7 +19,8 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (  # n
 from pyspark.sql import SparkSession
 
 from etl_assets.core import metric_names as M
-from etl_assets.core.records import CheckRecord, RunRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.records import RunRecord
 from etl_assets.core.specs import Table, load_project
 from etl_assets.definitions import build_resources
 from etl_assets.engine.health import build_report
@@ -87,7 +88,7 @@ def _decide(spark: SparkSession, settings, instance, action: str, run_id: str,
         raise_on_error=False)
 
 
-def _row_count(instance: dg.DagsterInstance, table: Table) -> C.Outcome:
+def _row_count(instance: dg.DagsterInstance, table: Table) -> CheckOutcome:
     _latest, (outcome,) = C.evaluate_table(instance, table, {C.ROW_COUNT_CHECK})
     return outcome
 
@@ -112,10 +113,11 @@ def test_an_accepted_load_rejoins_the_baseline_and_the_verdict_says_so(
     log.write_load(RunRecord(run_id=promotion.run_id, asset="orders", domain="t_feedback",
                              table_name="t_feedback.orders", status="SUCCESS", started_at=now,
                              finished_at=now, code_version="1", row_count=1900))
-    log.write_checks([CheckRecord(
-        run_id="checks-run", asset="orders", check_name=C.ROW_COUNT_CHECK, metric="row_count",
-        passed=False, severity="WARN", status="anomaly", description="row_count 1,900 ...",
-        checked_at=now, target_run_id=promotion.run_id)])
+    log.write_checks([(
+        CheckedLoad(run_id="checks-run", asset="orders", checked_at=now,
+                    target_run_id=promotion.run_id),
+        CheckOutcome(check=C.ROW_COUNT_CHECK, metric="row_count", passed=False, severity="WARN",
+                     status="anomaly", description="row_count 1,900 ..."))])
     open_before = build_report(spark, settings.log_db).totals["open_flags"]
 
     result = _decide(spark, settings, instance, "accept", promotion.run_id,

@@ -16,7 +16,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.specs import load_project
-from etl_assets.engine.load import LOADS_SUFFIX
+from etl_assets.engine.staging import LOADS_SUFFIX
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 

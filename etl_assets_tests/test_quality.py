@@ -19,9 +19,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from etl_assets.core.load_request import LoadError
 from etl_assets.core.specs import QualityRuleSpec, SpecError, load_project
 from etl_assets.engine import quality as Q
-from etl_assets.engine.load import LoadError, load_table
+from etl_assets.engine.load import load_table
 from etl_assets.orchestration import quality_checks as QC
 from etl_assets_tests.helpers import execute_checks_only, materialize_project, write_spec
 
@@ -126,13 +127,13 @@ def test_counts_fractions_and_thresholds_are_exact() -> None:
     strict = _rule(not_null=["id"])
     assert Q.judge_count(strict, 0, 1000).passed
     failed = Q.judge_count(strict, 3, 1000, {"id": "id"})
-    assert not failed.passed and failed.fraction == 0.003 and failed.status == "failed"
+    assert not failed.passed and failed.metadata[Q.VIOLATION_FRACTION] == 0.003 and failed.status == "failed"
     assert failed.description.startswith("3 of 1,000 rows (0.30%): null (or NaN) in id")
     tolerant = _rule(not_null=["id"], max_null_fraction=0.003)
     assert Q.judge_count(tolerant, 3, 1000).passed
     assert not Q.judge_count(tolerant, 4, 1000).passed
     empty = Q.judge_count(_rule(range={"column": "a", "min": 0}), 0, 0)
-    assert empty.passed and empty.fraction == 0.0
+    assert empty.passed and empty.metadata[Q.VIOLATION_FRACTION] == 0.0
 
 
 def test_samples_are_capped_in_count_and_size() -> None:
@@ -149,11 +150,11 @@ def test_freshness_compares_instants_across_time_zones() -> None:
     # 2026-03-02 09:00 in Seoul is 00:00 UTC: 12 h old.
     fresh = Q._freshness(rule, "ts", datetime(2026, 3, 2, 9, 0, tzinfo=seoul), T.TimestampType(),
                          now)
-    assert fresh.passed and fresh.extra["age_h"] == 12.0
+    assert fresh.passed and fresh.metadata["age_h"] == 12.0
     stale = Q._freshness(rule, "ts", datetime(2026, 3, 1, 9, 0, tzinfo=seoul), T.TimestampType(),
                          now)
-    assert not stale.passed and stale.extra["age_h"] == 36.0
-    assert Q._freshness(rule, "d", date(2026, 3, 2), T.DateType(), now).extra["age_h"] == 12.0
+    assert not stale.passed and stale.metadata["age_h"] == 36.0
+    assert Q._freshness(rule, "d", date(2026, 3, 2), T.DateType(), now).metadata["age_h"] == 12.0
     empty = Q._freshness(rule, "ts", None, T.TimestampType(), now)
     assert not empty.passed and empty.status == "no_data"
 
@@ -398,13 +399,13 @@ def test_rules_in_the_observe_add_no_spark_job(
         jobs[name] = len(tracker.getJobIdsForGroup(result.job_group))
         sampling[name] = len(tracker.getJobIdsForGroup(f"{result.job_group}:samples"))
         if name == "ruled":
-            assert [o.violations for o in result.quality] == [2, 2, 2, 2, 0, 0]
-            failed = [o for o in result.quality if not o.passed and o.violations]
+            assert [o.value for o in result.quality] == [2, 2, 2, 2, 0, 0]
+            failed = [o for o in result.quality if not o.passed and o.value]
             # The failed rules' sample rows come from LIMIT queries in their own job group.
-            assert [len(o.samples) for o in failed] == [2, 2, 2, 2]
-            assert {o.extra[Q.SAMPLES_FROM] for o in failed} == {Q.SAMPLED}
+            assert [len(o.metadata[Q.SAMPLE_ROWS]) for o in failed] == [2, 2, 2, 2]
+            assert {o.metadata[Q.SAMPLES_FROM] for o in failed} == {Q.SAMPLED}
         if name == "clean":
-            assert all(o.passed and not o.samples for o in result.quality)
+            assert all(o.passed and Q.SAMPLE_ROWS not in o.metadata for o in result.quality)
     assert jobs["ruled"] == jobs["clean"] == jobs["bare"] >= 1
     # Passing rules cost no query at all; failing ones a capped one each.
     assert sampling["bare"] == sampling["clean"] == 0 < sampling["ruled"]

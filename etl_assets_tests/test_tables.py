@@ -18,7 +18,9 @@ from pyspark.testing import assertDataFrameEqual
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.specs import Project
-from etl_assets.engine.load import LOADS_SUFFIX, build_frame, register_inputs
+from etl_assets.engine.frames import build_frame
+from etl_assets.engine.inputs import register_inputs
+from etl_assets.engine.staging import LOADS_SUFFIX
 from etl_assets_tests.helpers import materialize_project
 
 NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")

@@ -56,24 +56,3 @@ class FeedbackRecord:
     by: str
     recorded_at: datetime
     partition_key: str | None = None
-
-
-@dataclass(frozen=True)
-class CheckRecord:
-    """One check evaluation, as written to `check_log`."""
-
-    run_id: str
-    asset: str
-    check_name: str
-    metric: str
-    passed: bool
-    severity: str
-    status: str
-    description: str
-    checked_at: datetime
-    partition_key: str | None = None
-    value: float | None = None
-    baseline: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    target_run_id: str | None = None

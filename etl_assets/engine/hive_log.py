@@ -15,7 +15,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.core.metric_names import to_log_values
-from etl_assets.core.records import CheckRecord, FeedbackRecord, RunRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.records import FeedbackRecord, RunRecord
 from etl_assets.core.sql_quoting import (
     column_definitions,
     date_literal,
@@ -211,15 +212,21 @@ class HiveLog:
         rows = self.spark.sql(f"SHOW PARTITIONS {table_name(self.table(name))}").collect()
         return [row[0].split("=", 1)[1] for row in rows]
 
-    def write_checks(self, records: Sequence[CheckRecord]) -> None:
-        """Append check evaluations to `check_log` in one insert."""
+    def write_checks(self, checks: Sequence[tuple[CheckedLoad, CheckOutcome]]) -> None:
+        """Append check evaluations (each with the load it judged) to `check_log` in one
+        insert. NaN and infinite numbers are stored as null."""
         rows = []
-        for record in records:
-            row = {name: getattr(record, name) for name in record.__dataclass_fields__}
-            for name in ("value", "baseline", "lower", "upper"):
-                row[name] = _finite(row[name])
-            row["log_date"] = record.checked_at.date()
-            rows.append(row)
+        for load, outcome in checks:
+            rows.append({
+                "run_id": load.run_id, "asset": load.asset, "check_name": outcome.check,
+                "metric": outcome.metric, "passed": outcome.passed,
+                "severity": outcome.severity, "status": outcome.status,
+                "description": outcome.description, "checked_at": load.checked_at,
+                "partition_key": load.partition_key, "target_run_id": load.target_run_id,
+                **{name: _finite(getattr(outcome, name))
+                   for name in ("value", "baseline", "lower", "upper")},
+                "log_date": load.checked_at.date(),
+            })
         self._append(CHECK_LOG, rows)
 
     def write_feedback(self, records: Sequence[FeedbackRecord]) -> None:

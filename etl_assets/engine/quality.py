@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
-from etl_assets.core.records import CheckRecord
+from etl_assets.core.outcomes import CheckOutcome
 from etl_assets.core.specs import QualityRuleSpec, Table, parse_duration, sql_tables
 from etl_assets.core.sql_quoting import identifier
 
@@ -114,25 +114,40 @@ def table_rules(table: Table) -> list[Rule]:
     return [Rule(spec, spec.check_name(i), i) for i, spec in enumerate(table.spec.quality, 1)]
 
 
-@dataclass
-class RuleOutcome:
-    """One rule's verdict on one load: becomes an `AssetCheckResult` and a `check_log` row."""
+def rule_outcome(
+    rule: Rule,
+    passed: bool,
+    status: str,
+    description: str,
+    violations: int | None = None,
+    rows: int | None = None,
+    samples: list[dict[str, Any]] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> CheckOutcome:
+    """A rule's verdict on one load as a `CheckOutcome`.
 
-    rule: Rule
-    passed: bool
-    status: str
-    description: str
-    violations: int | None = None
-    rows: int | None = None
-    samples: list[dict[str, Any]] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def fraction(self) -> float | None:
-        """Violations per judged row (0 on an empty table)."""
-        if self.violations is None or self.rows is None:
-            return None
-        return self.violations / self.rows if self.rows else 0.0
+    `value` is the count of offending rows and `upper` the count allowed (the rule's fraction
+    of the judged rows, rounded down); the metadata holds the rule, where its numbers came
+    from, the judged rows and fraction, samples of offending rows and the rule's own extras.
+    """
+    metadata: dict[str, Any] = {
+        RULE: rule.text(), KIND: rule.kind, COMPUTED: rule.computed, STATUS: status,
+        ALLOWED_FRACTION: float(rule.spec.allowed_fraction),
+    }
+    allowed = None
+    if violations is not None:
+        metadata[VIOLATIONS] = violations
+    if rows is not None:
+        metadata[ROWS_JUDGED] = rows
+        allowed = math.floor(rule.spec.allowed_fraction * rows)
+        if violations is not None:
+            metadata[VIOLATION_FRACTION] = violations / rows if rows else 0.0
+    if samples:
+        metadata[SAMPLE_ROWS] = samples
+    metadata.update(extra or {})
+    return CheckOutcome(check=rule.name, metric=f"{OBSERVED_PREFIX}{rule.kind}", passed=passed,
+                        severity=rule.spec.severity, status=status, description=description,
+                        value=violations, upper=allowed, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -409,7 +424,7 @@ def judge_count(
     columns: Mapping[str, str] | None = None,
     samples: Sequence[Any] | None = None,
     extra: Mapping[str, Any] | None = None,
-) -> RuleOutcome:
+) -> CheckOutcome:
     """The verdict of a rule from its count of offending rows among `rows` judged rows.
 
     Passes when the offending fraction is at most the rule's `max_null_fraction` /
@@ -421,8 +436,8 @@ def judge_count(
     limit = f"allowed {_pct(allowed)}" if allowed else "allowed none"
     description = (f"{violations:,} of {rows:,} rows ({_pct(fraction)}): "
                    f"{_what(rule, columns or {})}; {limit}")
-    return RuleOutcome(rule, passed, "ok" if passed else "failed", description, violations, rows,
-                       sample_rows(samples), dict(extra or {}))
+    return rule_outcome(rule, passed, "ok" if passed else "failed", description, violations, rows,
+                        sample_rows(samples), extra)
 
 
 def _as_utc(value: Any, data_type: T.DataType) -> datetime | None:
@@ -450,7 +465,7 @@ def judge_load(
     now: datetime | None = None,
     quarantined: Mapping[str, int] | None = None,
     samples: Mapping[str, Sequence[Any] | str] | None = None,
-) -> list[RuleOutcome]:
+) -> list[CheckOutcome]:
     """Verdicts of the rules measured in the load itself (observe + footers), in spec order.
 
     Args:
@@ -490,38 +505,37 @@ def judge_load(
     return outcomes
 
 
-def _row_count(rule: Rule, rows: int) -> RuleOutcome:
+def _row_count(rule: Rule, rows: int) -> CheckOutcome:
     spec = rule.spec.row_count
     low = spec.min if spec.min is not None else 0
     high = spec.max
     passed = rows >= low and (high is None or rows <= high)
     band = f"[{low:,}, {'+inf' if high is None else f'{high:,}'}]"
     description = f"row_count {rows:,} {'within' if passed else 'outside'} {band}"
-    outcome = RuleOutcome(rule, passed, "ok" if passed else "failed", description,
-                          0 if passed else 1, rows)
-    outcome.extra = {"row_count": rows, "min": spec.min, "max": spec.max}
-    return outcome
+    return rule_outcome(rule, passed, "ok" if passed else "failed", description,
+                        0 if passed else 1, rows,
+                        extra={"row_count": rows, "min": spec.min, "max": spec.max})
 
 
 def _freshness(
     rule: Rule, column: str, newest: Any, data_type: T.DataType, now: datetime
-) -> RuleOutcome:
+) -> CheckOutcome:
     max_age = parse_duration(rule.spec.freshness.max_age)
     stamp = _as_utc(newest, data_type)
     if stamp is None:
-        return RuleOutcome(rule, False, "no_data",
-                           f"{column} has no value (empty table or all null): nothing is fresh",
-                           extra={"max_age_h": max_age.total_seconds() / 3600})
+        return rule_outcome(rule, False, "no_data",
+                            f"{column} has no value (empty table or all null): nothing is fresh",
+                            extra={"max_age_h": max_age.total_seconds() / 3600})
     age = now - stamp
     passed = age <= max_age
     hours = age / timedelta(hours=1)
     when = f"{hours:,.1f} h old" if hours >= 0 else "in the future"
     description = (f"newest {column} {stamp.isoformat()} is {when} "
                    f"({'within' if passed else 'beyond'} max_age {rule.spec.freshness.max_age})")
-    return RuleOutcome(rule, passed, "ok" if passed else "failed", description,
-                       0 if passed else 1, 1,
-                       extra={"newest": stamp.isoformat(), "age_h": round(hours, 3),
-                              "max_age_h": max_age.total_seconds() / 3600})
+    return rule_outcome(rule, passed, "ok" if passed else "failed", description,
+                        0 if passed else 1, 1,
+                        extra={"newest": stamp.isoformat(), "age_h": round(hours, 3),
+                               "max_age_h": max_age.total_seconds() / 3600})
 
 
 def run_query_rules(
@@ -530,7 +544,7 @@ def run_query_rules(
     written: DataFrame,
     read_table: Any,
     rows_judged: int,
-) -> list[RuleOutcome]:
+) -> list[CheckOutcome]:
     """Verdicts of `unique`, `relationship` and `sql`: one Spark query each on the written rows.
 
     Args:
@@ -558,8 +572,8 @@ def run_query_rules(
                 outcome = _sql(spark, rule, plan.table, written, read_table, rows_judged)
         except Exception as err:  # noqa: BLE001 - a broken rule is a failed check, not a failed load
             message = str(err).strip().splitlines()[0][:500] if str(err).strip() else repr(err)
-            outcome = RuleOutcome(rule, False, "error",
-                                  f"the rule's query failed: {type(err).__name__}: {message}")
+            outcome = rule_outcome(rule, False, "error",
+                                   f"the rule's query failed: {type(err).__name__}: {message}")
         outcomes.append(outcome)
     return outcomes
 
@@ -569,7 +583,7 @@ def _limited(rows: DataFrame, sample: Column) -> list[Any]:
     return [r[0] for r in rows.select(sample.alias("row")).limit(SAMPLE_SIZE).collect()]
 
 
-def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> RuleOutcome:
+def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> CheckOutcome:
     keys = [F.col(identifier(c)) for c in columns.values()]
     has_null = F.lit(False)
     for key in keys:
@@ -589,7 +603,7 @@ def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> RuleO
         # count inside the first one cost a third of the check on a unique 5M-row key).
         sample = F.struct(*[F.col(identifier(c)).alias(c) for c in columns.values()],
                           F.col("__n").alias("rows"))
-        outcome.samples = sample_rows(_limited(
+        outcome.metadata[SAMPLE_ROWS] = sample_rows(_limited(
             groups.where(duplicated).orderBy(F.col("__n").desc()), sample))
     outcome.description += f" ({int(row.keys or 0):,} duplicated keys; rows with a null key " \
                            "are not judged)"
@@ -598,7 +612,7 @@ def _unique(rule: Rule, written: DataFrame, columns: Mapping[str, str]) -> RuleO
 
 def _relationship(
     rule: Rule, written: DataFrame, columns: Mapping[str, str], read_table: Any
-) -> RuleOutcome:
+) -> CheckOutcome:
     target, _, target_column = rule.spec.relationship.to.partition(".")
     column = next(iter(columns.values()))
     parent = read_table(target)
@@ -616,8 +630,8 @@ def _relationship(
     ).first()
     outcome = judge_count(rule, int(row.bad), int(row.judged), columns)
     if not outcome.passed:
-        outcome.samples = sample_rows(_limited(joined.where(bad),
-                                               _sample_struct(written.schema, [column])))
+        outcome.metadata[SAMPLE_ROWS] = sample_rows(_limited(
+            joined.where(bad), _sample_struct(written.schema, [column])))
     return outcome
 
 
@@ -628,7 +642,7 @@ def _sql(
     written: DataFrame,
     read_table: Any,
     rows_judged: int,
-) -> RuleOutcome:
+) -> CheckOutcome:
     view = f"__quality_{table.name}"
     written.createOrReplaceTempView(view)
     for name in sql_tables(rule.spec.sql.replace("{table}", "__quality_table")):
@@ -637,30 +651,5 @@ def _sql(
     bad = spark.sql(rule.spec.sql.replace("{table}", view))
     outcome = judge_count(rule, bad.count(), rows_judged)
     if not outcome.passed:
-        outcome.samples = sample_rows(_limited(bad, _sample_struct(bad.schema, [])))
+        outcome.metadata[SAMPLE_ROWS] = sample_rows(_limited(bad, _sample_struct(bad.schema, [])))
     return outcome
-
-
-def check_records(
-    outcomes: Sequence[RuleOutcome],
-    run_id: str,
-    asset: str,
-    partition_key: str | None,
-    checked_at: datetime,
-) -> list[CheckRecord]:
-    """One `check_log` row per rule: `metric` is `quality/<kind>`, `value` the violation
-    count, `upper` the violations allowed."""
-    records = []
-    for outcome in outcomes:
-        rule = outcome.rule
-        allowed = None
-        if outcome.rows is not None:
-            allowed = math.floor(rule.spec.allowed_fraction * outcome.rows)
-        records.append(CheckRecord(
-            run_id=run_id, asset=asset, partition_key=partition_key, check_name=rule.name,
-            metric=f"{OBSERVED_PREFIX}{rule.kind}", value=outcome.violations, baseline=None,
-            lower=None, upper=allowed, passed=outcome.passed, severity=rule.spec.severity,
-            status=outcome.status, description=outcome.description, checked_at=checked_at,
-            target_run_id=run_id,
-        ))
-    return records

@@ -13,11 +13,12 @@ from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
 
 from etl_assets.core import metric_names as M
-from etl_assets.core.records import FAILED, RETRY, SUCCESS, RunRecord
+from etl_assets.core.load_request import LoadRequest
+from etl_assets.core.outcomes import CheckedLoad
 from etl_assets.core.specs import Project, Source, Table, parse_duration
-from etl_assets.engine import quality as Q
 from etl_assets.engine.hive_log import HiveLog
-from etl_assets.engine.load import LoadRequest, LoadResult, load_table, logged_metrics
+from etl_assets.engine.load import LoadResult, load_table
+from etl_assets.engine.load_log import Attempt, failure_rows, success_rows
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration import quality_checks as QC
 from etl_assets.orchestration.resources import EtlLogResource
@@ -184,52 +185,33 @@ def materialize_table(
     per partition, and gives each partition its own metadata (row count, null counts and
     ranges from that partition's files).
     """
-    started_at = datetime.now(timezone.utc)
     log_database = etl_log.database
     hive_log = HiveLog(spark, log_database)
-    attempt = context.retry_number + 1
-    base = dict(run_id=context.run.run_id, asset=table.name, domain=table.domain,
-                table_name=table.qualified_name, started_at=started_at,
-                code_version=table.code_version, attempt=attempt)
+    attempt = Attempt(run_id=context.run.run_id, table=table,
+                      started_at=datetime.now(timezone.utc), attempt=context.retry_number + 1)
     retries = table.spec.retries.max if table.spec.retries else 0
     request = None
     try:
         request = _request(context, table, hive_log)
         result = load_table(spark, project, table, request)
     except Exception as err:
-        keys = request.partition_keys if request else ()
-        finished = datetime.now(timezone.utc)
-        status = RETRY if attempt <= retries else FAILED
-        failed = [
-            (RunRecord(status=status, finished_at=finished, partition_key=key,
-                       error_message=f"{type(err).__name__}: {err}", **base), {})
-            for key in (keys or (None,))
-        ]
+        failed = failure_rows(attempt, request, err, datetime.now(timezone.utc),
+                              retries_left=attempt.attempt <= retries)
         try:
             hive_log.write_loads(failed)
         except Exception as log_err:  # noqa: BLE001 - the load's own error matters more
             context.log.error(
                 f"could not write the FAILED row to {log_database}.run_log: {log_err}")
         raise
-    finished = datetime.now(timezone.utc)
     shared = result_metadata(table, result)
-    loads = []
     if len(request.partition_keys) > 1:
         for key in request.partition_keys:
             values = result.partitions.get(key, {M.ROW_COUNT: 0})
             context.add_asset_metadata(MD.metric_metadata(values, result.schema),
                                        partition_key=key)
-            loads.append((RunRecord(status=SUCCESS, finished_at=finished, partition_key=key,
-                                    row_count=values[M.ROW_COUNT], **base), values))
         # Observed aggregates (sums, category sets) cover the whole range, not a partition.
         shared = {k: v for k, v in shared.items() if k in _SHARED_KEYS}
-    else:
-        key = request.partition_keys[0] if request.partition_keys else None
-        loads.append((RunRecord(status=SUCCESS, finished_at=finished, partition_key=key,
-                                rows_in=result.rows_in, row_count=result.row_count,
-                                bytes=result.bytes, watermark=result.watermark, **base),
-                       logged_metrics(result)))
-    hive_log.write_loads(loads)
+    hive_log.write_loads(success_rows(attempt, request, result, datetime.now(timezone.utc)))
     _warn_skipped(context, table, request, result.metrics)
     context.log.info(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
@@ -270,16 +252,18 @@ def _quality_results(
     """The selected rules' check results; every rule's verdict written to `check_log`."""
     key = dg.AssetKey(table.name)
     selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-    outcomes = [o for o in result.quality if o.rule.name in selected]
+    outcomes = [o for o in result.quality if o.check in selected]
     keys = request.partition_keys
     partition = keys[0] if len(keys) == 1 else (f"{keys[0]}...{keys[-1]}" if keys else None)
-    etl_log.write_checks(spark, Q.check_records(outcomes, request.run_id, table.name, partition,
-                                                datetime.now(timezone.utc)))
+    load = CheckedLoad(run_id=request.run_id, asset=table.name,
+                       checked_at=datetime.now(timezone.utc), partition_key=partition,
+                       target_run_id=request.run_id)
+    etl_log.write_checks(spark, [(load, outcome) for outcome in outcomes])
     for outcome in outcomes:
         log = context.log.info if outcome.passed else context.log.warning
-        log(f"{outcome.rule.name}: {'passed' if outcome.passed else 'FAILED'}: "
+        log(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
             f"{outcome.description}")
-    return [QC.to_check_result(key, o) for o in outcomes]
+    return [MD.to_check_result(key, o) for o in outcomes]
 
 
 _SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S, M.CODE_VERSION,

@@ -25,7 +25,7 @@ import dataclasses
 import math
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
@@ -46,7 +46,7 @@ from etl_assets.core.anomaly import (
     evaluate,
     judge_skipped_rows,
 )
-from etl_assets.core.records import CheckRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
 from etl_assets.core.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration.assets import partitions_definition
@@ -95,23 +95,6 @@ class Point:
         return float(value)
 
 
-@dataclass
-class Outcome:
-    """One check's verdict: becomes an `AssetCheckResult` and a `check_log` row."""
-
-    check: str
-    metric: str
-    passed: bool
-    severity: str
-    status: str
-    description: str
-    value: float | None = None
-    baseline: float | None = None
-    lower: float | None = None
-    upper: float | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-
-
 def anomaly_config(spec: AnomalyCheckSpec) -> AnomalyConfig:
     """The pure rule's config from a (merged) spec: unset fields keep the rule's defaults."""
     fields = spec.model_dump(exclude_none=True)
@@ -136,7 +119,7 @@ def history_limit(table: Table) -> int:
                + [checks.rows_skipped.window]) + 1
 
 
-def _verdict_outcome(check: str, verdict: Verdict, severity: str) -> Outcome:
+def _verdict_outcome(check: str, verdict: Verdict, severity: str) -> CheckOutcome:
     metadata = {
         STATUS: verdict.status,
         "rule": verdict.rule,
@@ -148,7 +131,7 @@ def _verdict_outcome(check: str, verdict: Verdict, severity: str) -> Outcome:
         "points_used": verdict.points_used,
         "pct_change": verdict.pct_change,
     }
-    return Outcome(
+    return CheckOutcome(
         check=check,
         metric="",
         passed=verdict.passed,
@@ -189,7 +172,7 @@ def judge_metric(
 
 def row_count_outcome(
     table: Table, latest: Point, history: Sequence[Point], flagged: set[int]
-) -> Outcome:
+) -> CheckOutcome:
     """The `row_count_anomaly` verdict."""
     checks = table.spec.checks
     spec = checks.row_count.merged(checks.defaults)
@@ -201,7 +184,7 @@ def row_count_outcome(
 
 def sums_outcome(
     table: Table, latest: Point, history: Sequence[Point], flagged: Mapping[str, set[int]]
-) -> Outcome:
+) -> CheckOutcome:
     """The `sums_anomaly` verdict: every `sum/<column>` of the latest point, one check."""
     checks = table.spec.checks
     base = checks.sums.merged(checks.defaults)
@@ -226,7 +209,7 @@ def null_fraction_spec(table: Table) -> AnomalyCheckSpec:
 
 def null_fraction_outcome(
     table: Table, latest: Point, history: Sequence[Point], flagged: Mapping[str, set[int]]
-) -> Outcome:
+) -> CheckOutcome:
     """The `null_fraction_anomaly` verdict: each column's ``null_count / row count``.
 
     A load without rows has no fraction ("not measured"). One check lists every column.
@@ -266,7 +249,7 @@ def _columns_outcome(
     verdicts: Mapping[str, tuple[Verdict, str]],
     severity: str,
     what: str,
-) -> Outcome:
+) -> CheckOutcome:
     """One outcome for a check that judges one metric per column (sums, null fractions)."""
     failed = {k: v for k, v in verdicts.items() if not v[0].passed}
     if failed:
@@ -304,7 +287,7 @@ def _columns_outcome(
     table_md = "| column | value | baseline | lower | upper | status | reason |\n" + (
         "|---|---|---|---|---|---|---|\n" + "\n".join(rows)
     )
-    return Outcome(
+    return CheckOutcome(
         check=check,
         metric=first_key or "",
         passed=not failed,
@@ -324,7 +307,7 @@ def _columns_outcome(
     )
 
 
-def skipped_outcome(table: Table, latest: Point, history: Sequence[Point]) -> Outcome:
+def skipped_outcome(table: Table, latest: Point, history: Sequence[Point]) -> CheckOutcome:
     """The `rows_skipped_jump` verdict: the latest `rows_skipped` against the recent highest."""
     spec = table.spec.checks.rows_skipped
     verdict = judge_skipped_rows([p.number(M.ROWS_SKIPPED) for p in history],
@@ -352,19 +335,19 @@ def _schema_of(schema: dg.TableSchema | None) -> dict[str, str] | None:
     return {c.name: c.type for c in schema.columns}
 
 
-def schema_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> Outcome:
+def schema_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> CheckOutcome:
     """The `schema_change` verdict: the latest schema against the newest earlier one."""
     spec = table.spec.checks.schema_change
     current = _schema_of(latest.metadata.get(M.COLUMN_SCHEMA))
     before = _schema_of(_last_with(previous, M.COLUMN_SCHEMA))
     if current is None or before is None:
         which = "latest" if current is None else "previous"
-        return Outcome(SCHEMA_CHECK, M.COLUMN_SCHEMA, True, spec.severity, "insufficient_history",
+        return CheckOutcome(SCHEMA_CHECK, M.COLUMN_SCHEMA, True, spec.severity, "insufficient_history",
                        f"no {which} column schema to compare with", metadata={
                            STATUS: "insufficient_history"})
     diff = compare_schemas(before, current)
     status = "changed" if diff.changed else "ok"
-    return Outcome(
+    return CheckOutcome(
         check=SCHEMA_CHECK,
         metric=M.COLUMN_SCHEMA,
         passed=not diff.changed,
@@ -402,7 +385,7 @@ def _category_set(metadata: Mapping[str, Any], column: str) -> CategorySet:
     )
 
 
-def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> Outcome:
+def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> CheckOutcome:
     """The `category_change` verdict over every declared categorical column.
 
     Each column's latest values are compared with the newest earlier materialization that
@@ -412,7 +395,7 @@ def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> 
     spec = table.spec.checks.category_change
     columns = table.spec.metrics.categorical
     if not any(M.CATEGORIES + c in p.metadata for p in previous for c in columns):
-        return Outcome(CATEGORY_CHECK, "categories", True, spec.severity, "insufficient_history",
+        return CheckOutcome(CATEGORY_CHECK, "categories", True, spec.severity, "insufficient_history",
                        "first materialization: no previous category values to compare with",
                        metadata={STATUS: "insufficient_history"})
     changes, capped_notes, complete, details = [], [], [], {}
@@ -439,7 +422,7 @@ def category_outcome(table: Table, latest: Point, previous: Sequence[Point]) -> 
         parts = capped_notes + (
             [f"no new or vanished values in {', '.join(complete)}"] if complete else [])
         description = "; ".join(parts) or "no column recorded category values to compare"
-    return Outcome(CATEGORY_CHECK, "categories", not changes, spec.severity, status,
+    return CheckOutcome(CATEGORY_CHECK, "categories", not changes, spec.severity, status,
                    description, metadata={STATUS: status, "columns": details})
 
 
@@ -513,7 +496,7 @@ def _earlier_partitions(
 
 def evaluate_table(
     instance: dg.DagsterInstance, table: Table, selected: set[str]
-) -> tuple[Point | None, list[Outcome]]:
+) -> tuple[Point | None, list[CheckOutcome]]:
     """Judge the latest materialization of a table with the selected checks."""
     key = dg.AssetKey(table.name)
     limit = history_limit(table)
@@ -582,7 +565,7 @@ def apply_rebaseline(
 
 
 def _note_decisions(
-    outcome: Outcome,
+    outcome: CheckOutcome,
     latest: Point,
     history: Sequence[Point],
     decisions: Decisions,
@@ -634,25 +617,6 @@ def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _to_result(key: dg.AssetKey, outcome: Outcome) -> dg.AssetCheckResult:
-    metadata = {}
-    for name, value in outcome.metadata.items():
-        if isinstance(value, dg.MetadataValue):
-            metadata[name] = value
-        elif isinstance(value, float) and math.isnan(value):
-            metadata[name] = dg.MetadataValue.null()
-        else:
-            metadata[name] = MD.to_metadata(value)
-    return dg.AssetCheckResult(
-        asset_key=key,
-        check_name=outcome.check,
-        passed=outcome.passed,
-        severity=dg.AssetCheckSeverity(outcome.severity),
-        description=outcome.description,
-        metadata=metadata,
-    )
-
-
 def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
     """One multi-asset check per table: reads the history once for all of its checks."""
     specs = check_specs(table)
@@ -678,20 +642,13 @@ def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
                 )
             return
         checked_at = datetime.now(timezone.utc)
-        records = [
-            CheckRecord(
-                run_id=context.run.run_id, asset=table.name, partition_key=latest.partition,
-                check_name=o.check, metric=o.metric, value=o.value, baseline=o.baseline,
-                lower=o.lower, upper=o.upper, passed=o.passed, severity=o.severity,
-                status=o.status, description=o.description, checked_at=checked_at,
-                target_run_id=latest.run_id,
-            )
-            for o in outcomes
-        ]
+        load = CheckedLoad(run_id=context.run.run_id, asset=table.name, checked_at=checked_at,
+                           partition_key=latest.partition, target_run_id=latest.run_id)
+        records = [(load, outcome) for outcome in outcomes]
         etl_log.write_checks(spark.spark_session, records)
         for outcome in outcomes:
             context.log.info(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
                              f"{outcome.description}")
-            yield _to_result(key, outcome)
+            yield MD.to_check_result(key, outcome)
 
     return _checks

@@ -1,5 +1,5 @@
-"""Dagster metadata from a load's metrics: plain values the UI plots, a table entry for wide
-tables, and Dagster's schema form.
+"""Dagster metadata from a load's metrics (plain values the UI plots, a table entry for wide
+tables, Dagster's schema form) and a check's outcome as an `AssetCheckResult`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from etl_assets.core.metric_names import (
     WIDE_TABLE_COLUMNS,
     WIDE_TABLE_SUMS,
 )
+from etl_assets.core.outcomes import CheckOutcome
 
 
 def column_schema(schema: T.StructType) -> dg.TableSchema:
@@ -174,3 +175,18 @@ def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
             if value is not None or (field_name == "sum" and data.get("summed")):
                 expanded.setdefault(prefix + str(data["column"]), value)
     return expanded
+
+
+def to_check_result(key: dg.AssetKey, outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """A check's outcome (anomaly check or quality rule) as Dagster's check result; its
+    metadata as plain values (`to_metadata`: NaN and infinities null, lists JSON)."""
+    metadata = {name: value if isinstance(value, dg.MetadataValue) else to_metadata(value)
+                for name, value in outcome.metadata.items()}
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=outcome.check,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity(outcome.severity),
+        description=outcome.description,
+        metadata=metadata,
+    )

@@ -18,7 +18,8 @@ from pydantic import Field, PrivateAttr
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
-from etl_assets.core.records import CheckRecord, FeedbackRecord
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.records import FeedbackRecord
 from etl_assets.core.settings import Settings
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.session import (
@@ -35,7 +36,9 @@ class EtlLogResource(dg.ConfigurableResource):
 
     database: str = "etl_log"
 
-    def write_checks(self, spark: SparkSession, records: list[CheckRecord]) -> None:
+    def write_checks(
+        self, spark: SparkSession, records: list[tuple[CheckedLoad, CheckOutcome]]
+    ) -> None:
         """Append one step's check evaluations to `check_log`, in one batch.
 
         Called inside the step, before its results are reported: a failed write fails the

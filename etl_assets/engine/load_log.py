@@ -1,0 +1,88 @@
+"""The last stage of a load, log: its `run_log` rows and `metric_log` values, for a load that
+worked (one row per partition of a multi-partition run) and for one that failed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from etl_assets.core import metric_names as M
+from etl_assets.core.load_request import LoadRequest
+from etl_assets.core.records import FAILED, RETRY, SUCCESS, RunRecord
+from etl_assets.core.specs import Table
+
+LogRows = list[tuple[RunRecord, dict[str, Any]]]
+"""`HiveLog.write_loads`'s input: each `run_log` row with its metrics for `metric_log`."""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What every log row of one load attempt shares.
+
+    Attributes:
+        run_id: The Dagster run.
+        table: The table loaded.
+        started_at: When the attempt started (UTC).
+        attempt: 1 for the first try, 2 for the first retry, ...
+    """
+
+    run_id: str
+    table: Table
+    started_at: datetime
+    attempt: int = 1
+
+    def fields(self) -> dict[str, Any]:
+        """The `RunRecord` fields every row of the attempt has."""
+        table = self.table
+        return dict(run_id=self.run_id, asset=table.name, domain=table.domain,
+                    table_name=table.qualified_name, started_at=self.started_at,
+                    code_version=table.code_version, attempt=self.attempt)
+
+
+def logged_metrics(result: Any) -> dict[str, Any]:
+    """The metrics written to `metric_log` for a `LoadResult`: everything numeric or textual
+    about the load (its metrics plus bytes, duration and rows read)."""
+    values = dict(result.metrics)
+    values[M.BYTES] = result.bytes
+    values[M.DURATION_S] = round(result.duration_s, 3)
+    if result.rows_in is not None:
+        values[M.ROWS_IN] = result.rows_in
+    return values
+
+
+def success_rows(attempt: Attempt, request: LoadRequest, result: Any,
+                 finished_at: datetime) -> LogRows:
+    """A successful load's log rows (`result` is its `LoadResult`).
+
+    A run over several partitions gets one row per partition with that partition's footer
+    metrics (a partition that received no rows logs 0 rows); otherwise one row with every
+    metric of the load.
+    """
+    base = attempt.fields()
+    if len(request.partition_keys) > 1:
+        rows: LogRows = []
+        for key in request.partition_keys:
+            values = result.partitions.get(key, {M.ROW_COUNT: 0})
+            rows.append((RunRecord(status=SUCCESS, finished_at=finished_at, partition_key=key,
+                                   row_count=values[M.ROW_COUNT], **base), values))
+        return rows
+    key = request.partition_keys[0] if request.partition_keys else None
+    return [(RunRecord(status=SUCCESS, finished_at=finished_at, partition_key=key,
+                       rows_in=result.rows_in, row_count=result.row_count, bytes=result.bytes,
+                       watermark=result.watermark, **base), logged_metrics(result))]
+
+
+def failure_rows(attempt: Attempt, request: LoadRequest | None, error: BaseException,
+                 finished_at: datetime, retries_left: bool) -> LogRows:
+    """A failed load's rows, one per partition of the run: `RETRY` when Dagster will try
+    again, else `FAILED`, with the error's type and message."""
+    status = RETRY if retries_left else FAILED
+    keys = request.partition_keys if request else ()
+    message = f"{type(error).__name__}: {error}"
+    return [(RunRecord(status=status, finished_at=finished_at, partition_key=key,
+                       error_message=message, **attempt.fields()), {})
+            for key in (keys or (None,))]
+
+
