@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from etl_assets.core.held import DEFAULT_RETENTION_DAYS
 from etl_assets.core.settings import Settings, load_settings
 from etl_assets.core.specs import Project, load_project
 from etl_assets.orchestration.assets import build_source_asset, build_table_asset
 from etl_assets.orchestration.checks import build_table_checks
 from etl_assets.orchestration.feedback import feedback_job
 from etl_assets.orchestration.health_asset import build_health_report_asset
+from etl_assets.orchestration.held_loads import build_held_load_jobs
 from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
 from etl_assets.orchestration.schedules import build_health_report_schedule, build_schedules
 from etl_assets.orchestration.sensors import alerts_job, build_sensors
@@ -23,10 +25,12 @@ def build_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def build_assets(project: Project) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+def build_assets(project: Project, held_retention_days: float = DEFAULT_RETENTION_DAYS
+                 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """A source asset per declared source and a table asset per table spec."""
     sources = [build_source_asset(source) for source in project.sources.values()]
-    tables = [build_table_asset(project, table) for table in project.tables.values()]
+    tables = [build_table_asset(project, table, held_retention_days)
+              for table in project.tables.values()]
     return [*sources, *tables]
 
 
@@ -50,11 +54,12 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
         transforms=settings.transforms_dir,
     )
     return dg.Definitions(
-        assets=[*build_assets(project), build_health_report_asset(project, settings)],
+        assets=[*build_assets(project, settings.held_retention_days),
+                build_health_report_asset(project, settings)],
         asset_checks=build_checks(project),
         schedules=[*build_schedules(project), build_health_report_schedule()],
         sensors=build_sensors(project),
-        jobs=[alerts_job, feedback_job],
+        jobs=[alerts_job, feedback_job, *build_held_load_jobs(project)],
         resources=build_resources(settings),
         executor=build_executor(settings),
     )

@@ -435,7 +435,7 @@ def test_empty_table_passes_row_rules_and_fails_freshness(
     assert spark.table("t_empty.empty").count() == 0
 
 
-def test_blocking_error_rule_skips_downstream(
+def test_blocking_error_rule_holds_the_load_back_and_skips_downstream(
     spark: SparkSession, settings, source, tmp_path: Path, instance
 ) -> None:
     source, _ = source
@@ -453,8 +453,11 @@ def test_blocking_error_rule_skips_downstream(
     evaluation = _evaluations(result, "gate")["unique_id"]
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
     assert not result.success
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert materialized == {dg.AssetKey("gate")}
+    # The query rule judged the staged files before the switch: the first load is held back,
+    # so readers have no table yet, and nothing downstream ran.
+    assert result.get_asset_materialization_events() == []
+    assert not spark.catalog.tableExists("t_block.gate")
+    assert "load held back, unique_id: " in evaluation.description
     # The table's checks can still run alone: the anomaly checks judge the load, the rules
     # (measured only while loading) report nothing and keep their last result.
     alone = execute_checks_only(project, settings, instance, "gate")
@@ -504,7 +507,7 @@ def test_quarantine_on_a_daily_partitioned_table(
     assert sorted(rejected) == [(2, "2026-03-01", "range_qty"), (4, "2026-03-02", "range_qty")]
 
 
-def test_blocking_rule_on_a_daily_table_skips_only_its_failed_partition_downstream(
+def test_blocking_rule_on_a_daily_table_holds_back_only_its_failed_partition(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:
     source = _days(spark, tmp_path)
@@ -530,10 +533,9 @@ def test_blocking_rule_on_a_daily_table_skips_only_its_failed_partition_downstre
     # The sample comes from the partition's own files, partition column included.
     assert evaluation.metadata[Q.SAMPLE_ROWS].value == [
         {"qty": -2, "id": 4, "day": "2026-03-02"}]
-    assert not failed.success
-    assert {e.asset_key for e in failed.get_asset_materialization_events()} == {
-        dg.AssetKey("gate_days")}
-    # Downstream keeps the passing day only; the failed day is in the table, not past it.
+    assert not failed.success and "load held back, range_qty: 1 of 2 rows" in evaluation.description
+    assert failed.get_asset_materialization_events() == []  # the failed day was held back
+    # Downstream keeps the passing day only; the failed day is not in the table either.
     assert [(r.day.isoformat(), r.qty) for r in spark.table("t_block_days.after_days").collect()
             ] == [("2026-03-01", 4)]
-    assert spark.table("t_block_days.gate_days").count() == 4
+    assert spark.table("t_block_days.gate_days").count() == 2

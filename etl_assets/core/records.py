@@ -15,6 +15,8 @@ FAILED = "FAILED"
 
 
 RETRY = "RETRY"  # a failed attempt that Dagster's RetryPolicy will try again
+HELD = "HELD"  # the load worked, a blocking check held it back: published or discarded later
+DISCARDED = "DISCARDED"  # a held load deleted by a person (or after its retention period)
 
 
 @dataclass(frozen=True)

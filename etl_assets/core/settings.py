@@ -35,6 +35,8 @@ Every environment variable the project reads is read here, so the rest of the co
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
 - Alerts (see `AlertSettings`): `ETL_ASSETS_ALERT_WEBHOOK_URLS`, `ETL_ASSETS_ALERT_SMTP_*`,
   `ETL_ASSETS_UI_URL`, `ETL_ASSETS_ALERT_TIMEOUT_S`.
+- `ETL_ASSETS_HELD_RETENTION_DAYS` (7): days a load held back by its audit waits to be
+  published or discarded before the table's next load removes it (never earlier).
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class Settings:
     thrift_port: int = 10000
     metastore_lock_timeout_s: float | None = None
     transforms_dir: Path | None = None  # None: `transforms/` beside pipelines_dir
+    held_retention_days: float = 7.0  # a held load not published or discarded is then removed
 
     @property
     def dagster_home(self) -> Path:
@@ -259,7 +262,20 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         worker_memory=env.get("ETL_ASSETS_WORKER_MEMORY") or "8g",
         thrift_port=_positive(env, "ETL_ASSETS_THRIFT_PORT", 10000),
         metastore_lock_timeout_s=_seconds(env, "ETL_ASSETS_METASTORE_LOCK_TIMEOUT"),
+        held_retention_days=_days(env, "ETL_ASSETS_HELD_RETENTION_DAYS", 7.0),
     )
+
+
+def _days(env: dict[str, str], name: str, default: float) -> float:
+    """A positive number of days (fractions allowed), the default when unset."""
+    value = env.get(name) or str(default)
+    try:
+        days = float(value)
+    except ValueError:
+        days = -1.0
+    if not 0 < days < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a positive number of days")
+    return days
 
 
 def _positive(env: dict[str, str], name: str, default: int) -> int:

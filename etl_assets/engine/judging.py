@@ -46,15 +46,32 @@ def query_rules(
     staged: Staged,
     request: LoadRequest,
     measured: Measured,
+    before_publish: bool = False,
 ) -> list[CheckOutcome]:
-    """The rules that need a query (unique, relationship, sql) over the published table's
-    rows of this run, in the job group `<group>:quality`; [] when the table has none."""
+    """The rules that need a query (unique, relationship, sql) over this run's rows, in the
+    job group `<group>:quality`; [] when the table has none.
+
+    After the publish they judge the table's rows in the run's window. `before_publish`
+    (a table whose blocking rules include one, so the audit must see it) judges the staged
+    files instead: the same rows for every write mode but `append`, where they are the
+    appended rows only.
+    """
     rules, target = staged.rules, staged.target
     table = target.table
     if not any(r.computed == Q.BY_QUERY for r in rules.rules):
         return []
+    if before_publish:
+        rows = spark.read.schema(measured.schema).option("basePath", target.location).parquet(
+            target.location)
+    else:
+        rows = spark.table(table.qualified_name)
     with job_group(spark, f"{target.job_group}:quality",
                    f"etl_assets quality {table.qualified_name}"):
         return Q.run_query_rules(
-            spark, rules, in_window(spark.table(table.qualified_name), table, request),
+            spark, rules, in_window(rows, table, request),
             lambda name: read_input(spark, project, name), measured.metrics[M.ROW_COUNT])
+
+
+def blocking_query_rules(staged: Staged) -> bool:
+    """Whether a blocking rule needs a query (it must then judge the staged rows)."""
+    return any(r.computed == Q.BY_QUERY and r.spec.blocking for r in staged.rules.rules)

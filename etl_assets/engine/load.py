@@ -13,6 +13,7 @@ deleted afterwards. A failed load leaves the previous table readable and untouch
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +21,15 @@ from pyspark.sql import SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
+from etl_assets.core.held import HeldLoad
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.outcomes import CheckOutcome
 from etl_assets.core.specs import Project, Table
 from etl_assets.engine import storage as S
 from etl_assets.engine.frames import build_frame, combine_with_existing
+from etl_assets.engine.held import hold
 from etl_assets.engine.inputs import resolve_inputs, skipped_rows
-from etl_assets.engine.judging import judge, query_rules
+from etl_assets.engine.judging import blocking_query_rules, judge, query_rules
 from etl_assets.engine.publish import publish
 from etl_assets.engine.staging import (
     discard,
@@ -38,9 +41,51 @@ from etl_assets.engine.staging import (
 )
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """A staged, measured and judged load, not yet published: what an audit judges.
+
+    Attributes:
+        table: The table.
+        request: The run's request.
+        schema: The table's schema as it would be published.
+        metrics: The whole load's metrics.
+        per_partition: Partition key -> that partition's footer metrics.
+        quality: The verdicts of the rules measured in the write.
+    """
+
+    table: Table
+    request: LoadRequest
+    schema: T.StructType
+    metrics: dict[str, Any]
+    per_partition: dict[str, dict[str, Any]]
+    quality: list[CheckOutcome]
+
+
+@dataclass(frozen=True)
+class Audit:
+    """An audit's answer: its check outcomes, and what it holds back.
+
+    Attributes:
+        outcomes: The audit's verdicts (reported as check results either way).
+        hold: Whether anything is held back.
+        partitions: The partitions held back; empty with `hold` means the whole load.
+        reasons: The failed blocking checks' sentences.
+    """
+
+    outcomes: list[CheckOutcome]
+    hold: bool = False
+    partitions: frozenset[str] = frozenset()
+    reasons: tuple[str, ...] = ()
+
+
+Auditor = Callable[[Candidate], Audit]
+"""Judges a staged load before it is published (write-audit-publish)."""
+
+
 @dataclass
 class LoadResult:
-    """What one successful load wrote and measured."""
+    """What one load wrote and measured (and, when its audit held it back, the held load)."""
 
     table_name: str
     location: str
@@ -53,6 +98,8 @@ class LoadResult:
     partitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     quality: list[CheckOutcome] = field(default_factory=list)
     job_group: str = ""
+    audit: list[CheckOutcome] = field(default_factory=list)
+    held: HeldLoad | None = None
 
     @property
     def row_count(self) -> int:
@@ -70,13 +117,19 @@ def load_table(
     project: Project,
     table: Table,
     request: LoadRequest | str,
+    audit: Auditor | None = None,
 ) -> LoadResult:
     """Load one table through the stages both front ends (SQL and `@table` functions) share.
 
     resolve inputs -> build the frame -> stage (write a new folder, aggregates observed) ->
     sample offending rows -> quarantine -> measure (observations + footers) -> judge (the
-    rules measured in the write) -> publish -> query rules. The log is written by the caller
-    from the result (`load_log`).
+    rules measured in the write) -> [audit] -> publish -> query rules. The log is written by
+    the caller from the result (`load_log`).
+
+    With an `audit` (a table with blocking checks), the staged load is judged before the
+    switch; what it holds back is not published (`result.held`: readers keep the previous
+    load) and waits for `etl_assets.engine.held.publish_held` or `discard_held`. Without one,
+    nothing is added to the load.
 
     Args:
         spark: The session with Hive support.
@@ -110,8 +163,25 @@ def load_table(
             S.delete_path(spark, target.location)
         raise
     outcomes = judge(staged, measured, samples, rejected_rows)
-    publish(spark, target, request, measured)
-    outcomes += query_rules(spark, project, staged, request, measured)
+    early = audit is not None and blocking_query_rules(staged)
+    if early:  # the audit needs their verdicts: judge the staged rows
+        outcomes += query_rules(spark, project, staged, request, measured, before_publish=True)
+    verdict = Audit([])
+    if audit is not None:
+        verdict = audit(Candidate(table, request, measured.schema, measured.metrics,
+                                  measured.per_partition, outcomes))
+    held = None
+    if verdict.hold:
+        partitions = verdict.partitions & set(request.partition_keys)
+        if partitions == set(request.partition_keys):
+            partitions = frozenset()  # every partition of the run: the whole load
+        held = hold(spark, target, request, measured, list(verdict.reasons), partitions,
+                    S.rows_read(spark, target.job_group), time.monotonic() - started)
+    if held is None or not held.whole:
+        publish(spark, target, request, measured, hold=held.held_partitions_set if held else
+                frozenset())
+        if not early:
+            outcomes += query_rules(spark, project, staged, request, measured)
     order = {r.name: i for i, r in enumerate(staged.rules.rules)}
     return LoadResult(
         table_name=table.qualified_name,
@@ -125,4 +195,6 @@ def load_table(
         partitions=measured.per_partition,
         quality=sorted(outcomes, key=lambda o: order[o.check]),
         job_group=target.job_group,
+        audit=verdict.outcomes,
+        held=held,
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.load_request import LoadRequest
-from etl_assets.core.records import FAILED, RETRY, SUCCESS, RunRecord
+from etl_assets.core.records import FAILED, HELD, RETRY, SUCCESS, RunRecord
 from etl_assets.core.specs import Table
 
 LogRows = list[tuple[RunRecord, dict[str, Any]]]
@@ -54,24 +54,63 @@ def logged_metrics(result: Any) -> dict[str, Any]:
 
 def success_rows(attempt: Attempt, request: LoadRequest, result: Any,
                  finished_at: datetime) -> LogRows:
-    """A successful load's log rows (`result` is its `LoadResult`).
+    """A load's log rows (`result` is its `LoadResult`): `SUCCESS`, or `HELD` for what its
+    audit held back (with the reasons and where it is staged in `error_message`).
 
     A run over several partitions gets one row per partition with that partition's footer
     metrics (a partition that received no rows logs 0 rows); otherwise one row with every
     metric of the load.
     """
     base = attempt.fields()
+    held = result.held
+    note = None
+    if held is not None:
+        note = (f"held back: {'; '.join(held.reasons)}; staged at {held.location}; "
+                f"{held.commands()}")
+
+    def status(key: str | None) -> str:
+        if held is None or not (held.whole or key in held.held_partitions):
+            return SUCCESS
+        return HELD
+
     if len(request.partition_keys) > 1:
         rows: LogRows = []
         for key in request.partition_keys:
             values = result.partitions.get(key, {M.ROW_COUNT: 0})
-            rows.append((RunRecord(status=SUCCESS, finished_at=finished_at, partition_key=key,
-                                   row_count=values[M.ROW_COUNT], **base), values))
+            state = status(key)
+            rows.append((RunRecord(status=state, finished_at=finished_at, partition_key=key,
+                                   row_count=values[M.ROW_COUNT],
+                                   error_message=note if state == HELD else None, **base),
+                         values))
         return rows
     key = request.partition_keys[0] if request.partition_keys else None
-    return [(RunRecord(status=SUCCESS, finished_at=finished_at, partition_key=key,
+    state = status(key)
+    return [(RunRecord(status=state, finished_at=finished_at, partition_key=key,
                        rows_in=result.rows_in, row_count=result.row_count, bytes=result.bytes,
-                       watermark=result.watermark, **base), logged_metrics(result))]
+                       watermark=result.watermark, error_message=note if state == HELD else None,
+                       **base), logged_metrics(result))]
+
+
+def published_rows(attempt: Attempt, held: Any, finished_at: datetime, by: str,
+                   note: str) -> LogRows:
+    """The rows of a held load published later (`held` is its `HeldLoad`): `SUCCESS` under
+    the run that staged it, with who published it (and why) in `error_message`."""
+    base = attempt.fields()
+    message = f"published by {by}" + (f": {note}" if note else "") + f" (held at {held.held_at})"
+    keys = list(held.held_partitions or held.partition_keys) or [None]
+    rows: LogRows = []
+    for key in keys:
+        values = held.per_partition.get(key) if key is not None and len(keys) > 1 else None
+        metrics = dict(values if values is not None else held.metrics)
+        if values is None:
+            metrics.update({M.BYTES: held.bytes, M.DURATION_S: round(held.duration_s, 3)})
+        rows.append((RunRecord(status=SUCCESS, finished_at=finished_at, partition_key=key,
+                               rows_in=held.rows_in if values is None else None,
+                               row_count=metrics.get(M.ROW_COUNT),
+                               bytes=held.bytes if values is None else None,
+                               watermark=held.metrics.get(M.WATERMARK) if values is None else None,
+                               error_message=message, **base), metrics))
+    return rows
 
 
 def failure_rows(attempt: Attempt, request: LoadRequest | None, error: BaseException,

@@ -15,8 +15,17 @@ from etl_assets.engine import writes as W
 from etl_assets.engine.staging import Measured, Target
 
 
-def publish(spark: SparkSession, target: Target, request: LoadRequest, measured: Measured) -> None:
+def publish(
+    spark: SparkSession,
+    target: Target,
+    request: LoadRequest,
+    measured: Measured,
+    hold: frozenset[str] = frozenset(),
+) -> None:
     """Switch the table to the staged load, per its write mode, and clean up after it.
+
+    `hold`: partitions of a partitioned load that are held back (`etl_assets.engine.held`):
+    they are neither switched nor emptied, and their staged folders stay.
 
     `append` adds the folder's files to the table; a time-partitioned table (or
     `insert_overwrite`) replaces the written partitions and empties the run's partitions that
@@ -25,17 +34,19 @@ def publish(spark: SparkSession, target: Target, request: LoadRequest, measured:
     new table.
     """
     table = target.table
-    old = _switch(spark, target, request, measured)
+    old = _switch(spark, target, request, measured, hold)
     W.delete_unused(spark, old, target.loads_root)
     if table.spec.cache:
         spark.catalog.cacheTable(table.qualified_name)
 
 
 def _switch(
-    spark: SparkSession, target: Target, request: LoadRequest, measured: Measured
+    spark: SparkSession, target: Target, request: LoadRequest, measured: Measured,
+    hold: frozenset[str],
 ) -> list[str]:
     """Make the written folder the table's new contents; returns our folders now unused."""
-    table, schema, written = target.table, measured.schema, measured.written
+    table, schema = target.table, measured.schema
+    written = [p for p in measured.written if p.key not in hold]
     qualified = table.qualified_name
     columns = table.spec.hive_partition_columns
     if target.mode == "append":
@@ -49,6 +60,7 @@ def _switch(
             written_keys = {p.key for p in written}
             column = table.spec.partitions.column
             drop = [W.WrittenPartition(((column, key),), "").spec
-                    for key in request.partition_keys if key not in written_keys]
+                    for key in request.partition_keys
+                    if key not in written_keys and key not in hold]
         return W.replace_partitions(spark, qualified, written, drop, target.loads_root)
     return W.replace_table(spark, qualified, schema, columns, target.location, target.loads_root)

@@ -54,11 +54,21 @@ class Target:
     job_group: str
 
 
-def plan_target(spark: SparkSession, table: Table, request: LoadRequest) -> Target:
-    """The load's folders (its database created if missing); nothing is written yet."""
+def database_folder(spark: SparkSession, table: Table) -> str:
+    """The folder of the table's database (created if missing), without a trailing slash."""
     if not spark.catalog.databaseExists(table.database):
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {identifier(table.database)}")
-    db_location = spark.catalog.getDatabase(table.database).locationUri.rstrip("/")
+    return spark.catalog.getDatabase(table.database).locationUri.rstrip("/")
+
+
+def loads_root(spark: SparkSession, table: Table) -> str:
+    """The folder of the table's load folders, `<database folder>/<table>__loads`."""
+    return f"{database_folder(spark, table)}/{table.spec.name}{LOADS_SUFFIX}"
+
+
+def plan_target(spark: SparkSession, table: Table, request: LoadRequest) -> Target:
+    """The load's folders (its database created if missing); nothing is written yet."""
+    db_location = database_folder(spark, table)
     name = table.spec.name
     loads_root = f"{db_location}/{name}{LOADS_SUFFIX}"
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

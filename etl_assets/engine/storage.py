@@ -11,6 +11,8 @@ touch `_jvm`, `_jsc` or `_jsparkSession`, so running the engine where the driver
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -86,6 +88,24 @@ def copy_from_local(spark: SparkSession, local_file: str, target: str) -> None:
     fs, dst = hadoop_fs(spark, target)
     _, src = hadoop_fs(spark, f"file://{local_file}")
     fs.copyFromLocalFile(True, True, src, dst)
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write a small UTF-8 file (a held load's manifest) to `path`, replacing it."""
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".json", delete=False) as tmp:
+        tmp.write(text)
+    copy_from_local(spark, tmp.name, path)
+
+
+def read_text(spark: SparkSession, path: str) -> str:
+    """The content of a small UTF-8 file on the table's filesystem."""
+    fs, src = hadoop_fs(spark, path)
+    with tempfile.TemporaryDirectory() as folder:
+        local = os.path.join(folder, "copy")
+        _, dst = hadoop_fs(spark, f"file://{local}")
+        fs.copyToLocalFile(False, src, dst, True)  # raw local: no .crc file beside it
+        with open(local, encoding="utf-8") as copy:
+            return copy.read()
 
 
 def move_files(spark: SparkSession, source: str, target: str) -> None:

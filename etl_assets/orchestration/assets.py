@@ -11,74 +11,64 @@ from typing import Any
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
+from etl_assets.core.held import DEFAULT_RETENTION_DAYS
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.outcomes import CheckedLoad
-from etl_assets.core.specs import Project, Source, Table, parse_duration
+from etl_assets.core.specs import Project, Source, Table
+from etl_assets.engine.held import expire_held
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.load import LoadResult, load_table
 from etl_assets.engine.load_log import Attempt, failure_rows, success_rows
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration import quality_checks as QC
+from etl_assets.orchestration.audit import audited_check_specs, build_auditor, mark_held
+from etl_assets.orchestration.checks import evaluate_table
+from etl_assets.orchestration.policies import (
+    freshness_policy,
+    partitions_definition,
+    retry_policy,
+    table_pool,
+)
 from etl_assets.orchestration.resources import EtlLogResource
 
 
-def result_metadata(table: Table, result: LoadResult) -> dict[str, Any]:
+def result_metadata(table: Table, result: LoadResult, shared_only: bool = False
+                    ) -> dict[str, Any]:
     """`MaterializeResult` metadata: Dagster's standard keys plus the metrics.
 
     Every metric has its own key, except on a table wider than `metrics.WIDE_TABLE_COLUMNS`,
     whose per-column metrics share one table-valued entry (`metrics.metric_metadata`).
+    `shared_only`: only the keys a multi-partition run gives every partition.
     """
+    metadata = load_metadata(table, result.location, result.schema, result.bytes,
+                             result.duration_s, result.rows_in, result.metrics)
+    if shared_only:
+        return {k: v for k, v in metadata.items() if k in _SHARED_KEYS}
+    return metadata
+
+
+def load_metadata(table: Table, location: str, schema: T.StructType, size: int,
+                  duration_s: float, rows_in: int | None, metrics: dict[str, Any]
+                  ) -> dict[str, Any]:
+    """A load's materialization metadata (a load just made, or a held one published)."""
     metadata: dict[str, Any] = {
-        M.TABLE_NAME: dg.MetadataValue.text(result.table_name),
-        M.URI: dg.MetadataValue.path(result.location),
-        M.COLUMN_SCHEMA: MD.column_schema(result.schema),
-        M.BYTES: dg.MetadataValue.int(result.bytes),
-        M.DURATION_S: dg.MetadataValue.float(round(result.duration_s, 3)),
+        M.TABLE_NAME: dg.MetadataValue.text(table.qualified_name),
+        M.URI: dg.MetadataValue.path(location),
+        M.COLUMN_SCHEMA: MD.column_schema(schema),
+        M.BYTES: dg.MetadataValue.int(size),
+        M.DURATION_S: dg.MetadataValue.float(round(duration_s, 3)),
         M.CODE_VERSION: dg.MetadataValue.text(table.code_version),
     }
-    if result.rows_in is not None:
-        metadata[M.ROWS_IN] = dg.MetadataValue.int(result.rows_in)
-    metadata.update(MD.metric_metadata(result.metrics, result.schema))  # bounded when wide
+    if rows_in is not None:
+        metadata[M.ROWS_IN] = dg.MetadataValue.int(rows_in)
+    metadata.update(MD.metric_metadata(metrics, schema))  # bounded when wide
     return metadata
 
 
 FULL_REFRESH_TAG = "etl_assets/full_refresh"
-
-
-def partitions_definition(table: Table) -> dg.TimeWindowPartitionsDefinition | None:
-    """The Dagster partitions of a time-partitioned table."""
-    spec = table.spec.partitions
-    if spec is None:
-        return None
-    kind = dg.DailyPartitionsDefinition if spec.type == "daily" else dg.MonthlyPartitionsDefinition
-    return kind(start_date=spec.start.isoformat(), end_offset=spec.end_offset,
-                timezone=spec.timezone)
-
-
-def retry_policy(table: Table) -> dg.RetryPolicy | None:
-    """Dagster's `RetryPolicy` from the spec's `retries`."""
-    retries = table.spec.retries
-    if retries is None or retries.max == 0:
-        return None
-    backoff = {"linear": dg.Backoff.LINEAR, "exponential": dg.Backoff.EXPONENTIAL}
-    return dg.RetryPolicy(
-        max_retries=retries.max,
-        delay=retries.delay_s or None,
-        backoff=backoff.get(retries.backoff or ""),
-        jitter=dg.Jitter.PLUS_MINUS if retries.jitter else None,
-    )
-
-
-def freshness_policy(table: Table) -> dg.FreshnessPolicy | None:
-    """Dagster's freshness policy from the spec: the UI shows when the table is stale."""
-    freshness = table.spec.freshness
-    if freshness is None:
-        return None
-    warn = parse_duration(freshness.warn_after) if freshness.warn_after else None
-    return dg.FreshnessPolicy.time_window(fail_window=parse_duration(freshness.max_age),
-                                          warn_window=warn)
 
 
 def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
@@ -98,13 +88,12 @@ def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     return deps
 
 
-def table_pool(table: Table) -> str:
-    """The Dagster concurrency pool of a table's writes: its qualified Hive name."""
-    return f"table:{table.qualified_name}"
-
-
-def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
+def build_table_asset(project: Project, table: Table,
+                      held_retention_days: float = DEFAULT_RETENTION_DAYS) -> dg.AssetsDefinition:
     """One Hive table as a Dagster asset; its inputs become its upstream dependencies.
+
+    `held_retention_days`: how long a load its blocking checks held back waits to be
+    published or discarded before the table's next load removes it.
 
     Time-partitioned tables load a range of partitions in one run and one Spark job
     (`BackfillPolicy.single_run()`): a 30-day backfill pays Spark's start-up once.
@@ -130,10 +119,12 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     # A multi-asset of one table, so that its checks can be selected without it (the UI's
     # "Execute checks", `AssetSelection.checks_for_assets`): the anomaly checks then judge the
     # latest load, while the quality rules, measured only during a load, report nothing.
+    # Blocking anomaly checks are declared here: they audit the staged load before the switch.
+    audited = {s.name for s in audited_check_specs(table)}
     @dg.multi_asset(
         name=spec.name,
         specs=[asset_spec],
-        check_specs=QC.quality_check_specs(table) or None,
+        check_specs=[*QC.quality_check_specs(table), *audited_check_specs(table)] or None,
         can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
@@ -144,12 +135,17 @@ def build_table_asset(project: Project, table: Table) -> dg.AssetsDefinition:
     )
     def _table(
         context: dg.AssetExecutionContext, spark: LazyPySparkResource, etl_log: EtlLogResource
-    ) -> Iterator[dg.MaterializeResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult | dg.AssetMaterialization]:
         if key not in context.selected_asset_keys:
             context.log.info(f"{spec.name} is not materialized in this run: its quality rules "
                              "are measured while it loads, so they report nothing")
+            selected = {k.name for k in context.selected_asset_check_keys} & audited
+            if selected:  # the audited checks judge the latest load, as the others do
+                yield from latest_load_checks(context, spark.spark_session, etl_log, table,
+                                              selected)
             return
-        yield materialize_table(context, spark.spark_session, etl_log, project, table)
+        yield from materialize_table(context, spark.spark_session, etl_log, project, table,
+                                     held_retention_days)
 
     return _table
 
@@ -175,11 +171,14 @@ def materialize_table(
     etl_log: "EtlLogResource",
     project: Project,
     table: Table,
-) -> dg.MaterializeResult:
+    held_retention_days: float = DEFAULT_RETENTION_DAYS,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult | dg.AssetMaterialization]:
     """Load the table and log the outcome to Hive; on failure log FAILED and re-raise.
 
     The table's data-quality rules come back as check results with the materialization (their
-    aggregates exist only during the write) and are queued for `check_log`.
+    aggregates exist only during the write) and are queued for `check_log`. A table with
+    blocking checks is audited before the switch (`audit.build_auditor`); a held load fails
+    the step with what to do next (`_held`).
 
     A run over several partitions writes one `run_log` row and one set of `metric_log` rows
     per partition, and gives each partition its own metadata (row count, null counts and
@@ -193,7 +192,14 @@ def materialize_table(
     request = None
     try:
         request = _request(context, table, hive_log)
-        result = load_table(spark, project, table, request)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        auditor = build_auditor(context.instance, table, selected)
+        if auditor is not None:  # only an audited table can have held loads to expire
+            for expired in expire_held(spark, table, held_retention_days):
+                context.log.warning(f"{table.name}: removed the held load of run "
+                                    f"{expired.run_id} (held since {expired.held_at}, longer "
+                                    f"than the retention of {held_retention_days:g} days)")
+        result = load_table(spark, project, table, request, audit=auditor)
     except Exception as err:
         failed = failure_rows(attempt, request, err, datetime.now(timezone.utc),
                               retries_left=attempt.attempt <= retries)
@@ -203,6 +209,9 @@ def materialize_table(
             context.log.error(
                 f"could not write the FAILED row to {log_database}.run_log: {log_err}")
         raise
+    if result.held is not None:
+        yield from _held(context, etl_log, spark, hive_log, attempt, table, request, result)
+        return
     shared = result_metadata(table, result)
     if len(request.partition_keys) > 1:
         for key in request.partition_keys:
@@ -217,9 +226,73 @@ def materialize_table(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
         f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
     )
-    return dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
-                                check_results=_quality_results(context, etl_log, spark, table,
-                                                               request, result))
+    yield dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
+                               check_results=_check_results(context, etl_log, spark, table,
+                                                            request, result))
+
+
+def _held(
+    context: dg.AssetExecutionContext,
+    etl_log: EtlLogResource,
+    spark: SparkSession,
+    hive_log: HiveLog,
+    attempt: Attempt,
+    table: Table,
+    request: LoadRequest,
+    result: LoadResult,
+) -> Iterator[dg.AssetCheckResult | dg.AssetMaterialization]:
+    """A load its audit held back: the published partitions (if any) as materializations, the
+    failed checks as results, `HELD` rows in `run_log`, then a step failure that says what
+    to do (downstream tables are skipped)."""
+    held = result.held
+    assert held is not None
+    previous = context.instance.fetch_materializations(dg.AssetKey(table.name), limit=1).records
+    still = (f"the table still holds the load of run {previous[0].run_id}" if previous
+             else "the table has no published load yet")
+    if not held.whole:
+        still = f"partitions {', '.join(held.held_partitions)} held, the others published"
+    message = (f"{table.name}: load held back, {'; '.join(held.reasons)}; {still}; staged at "
+               f"{held.location}; {held.commands()}")
+    mark_held(result.audit, request.run_id, message)
+    mark_held([o for o in result.quality if not o.passed], request.run_id, message)
+    hive_log.write_loads(success_rows(attempt, request, result, datetime.now(timezone.utc)))
+    if not held.whole:
+        for key in request.partition_keys:
+            if key not in held.held_partitions:
+                values = result.partitions.get(key, {M.ROW_COUNT: 0})
+                yield dg.AssetMaterialization(
+                    asset_key=dg.AssetKey(table.name), partition=key,
+                    metadata={**result_metadata(table, result, shared_only=True),
+                              **MD.metric_metadata(values, result.schema)})
+    yield from _check_results(context, etl_log, spark, table, request, result)
+    context.log.error(message)
+    raise dg.Failure(description=message, allow_retries=False, metadata={
+        "held_run_id": request.run_id, "staged_at": dg.MetadataValue.path(held.location),
+        "held_partitions": list(held.held_partitions)})
+
+
+def latest_load_checks(
+    context: dg.AssetExecutionContext,
+    spark: SparkSession,
+    etl_log: EtlLogResource,
+    table: Table,
+    selected: set[str],
+) -> Iterator[dg.AssetCheckResult]:
+    """The audited (blocking) checks run alone: they judge the latest load, like the others."""
+    key = dg.AssetKey(table.name)
+    latest, outcomes = evaluate_table(context.instance, table, selected)
+    if latest is None:
+        for name in sorted(selected):
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                description=f"{table.name} has no recorded materialization to check yet")
+        return
+    load = CheckedLoad(run_id=context.run.run_id, asset=table.name,
+                       checked_at=datetime.now(timezone.utc), partition_key=latest.partition,
+                       target_run_id=latest.run_id)
+    etl_log.write_checks(spark, [(load, outcome) for outcome in outcomes])
+    for outcome in outcomes:
+        yield MD.to_check_result(key, outcome)
 
 
 def _warn_skipped(context: dg.AssetExecutionContext, table: Table, request: LoadRequest,
@@ -241,7 +314,7 @@ def _warn_skipped(context: dg.AssetExecutionContext, table: Table, request: Load
         f"{incremental.column} null{hint}")
 
 
-def _quality_results(
+def _check_results(
     context: dg.AssetExecutionContext,
     etl_log: "EtlLogResource",
     spark: SparkSession,
@@ -249,10 +322,10 @@ def _quality_results(
     request: LoadRequest,
     result: LoadResult,
 ) -> list[dg.AssetCheckResult]:
-    """The selected rules' check results; every rule's verdict written to `check_log`."""
+    """The selected rules' and audited checks' results; each verdict written to `check_log`."""
     key = dg.AssetKey(table.name)
     selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-    outcomes = [o for o in result.quality if o.check in selected]
+    outcomes = [o for o in [*result.quality, *result.audit] if o.check in selected]
     keys = request.partition_keys
     partition = keys[0] if len(keys) == 1 else (f"{keys[0]}...{keys[-1]}" if keys else None)
     load = CheckedLoad(run_id=request.run_id, asset=table.name,

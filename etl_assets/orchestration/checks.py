@@ -49,8 +49,8 @@ from etl_assets.core.anomaly import (
 from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
 from etl_assets.core.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.orchestration import metadata as MD
-from etl_assets.orchestration.assets import partitions_definition
 from etl_assets.orchestration.feedback import Decisions, read_decisions
+from etl_assets.orchestration.policies import partitions_definition
 from etl_assets.orchestration.resources import EtlLogResource
 
 ROW_COUNT_CHECK = "row_count_anomaly"
@@ -64,6 +64,8 @@ NULL_FRACTION = "null_fraction/"
 NULL_FRACTION_BASE = {"abs_floor": 0.01, "zero_is_anomaly": False}
 """A fraction's floor is one percentage point (not 10), and zero nulls is good news."""
 FLAGGED_METRICS = "flagged_metrics"
+HELD_RUN = "etl/held_run_id"
+"""On a check result of a held load's audit: the run whose staged load was held back."""
 STATUS = "status"
 
 
@@ -457,8 +459,8 @@ def _flags(
         evaluation = record.evaluation
         if not isinstance(evaluation, AssetCheckEvaluation) or evaluation.passed:
             continue
-        if evaluation.target_materialization_data is None:
-            continue
+        if evaluation.target_materialization_data is None or HELD_RUN in evaluation.metadata:
+            continue  # a held load's audit: the load it failed was never published
         storage_id = evaluation.target_materialization_data.storage_id
         flagged.add(storage_id)
         metrics = evaluation.metadata.get(FLAGGED_METRICS)
@@ -499,12 +501,31 @@ def evaluate_table(
 ) -> tuple[Point | None, list[CheckOutcome]]:
     """Judge the latest materialization of a table with the selected checks."""
     key = dg.AssetKey(table.name)
-    limit = history_limit(table)
-    records = instance.fetch_materializations(key, limit=limit + 1).records
+    records = instance.fetch_materializations(key, limit=history_limit(table) + 1).records
     points = _points(records)
     if not points:
         return None, []
     latest, history = points[0], list(reversed(points[1:]))
+    return latest, judge_point(instance, table, selected, latest, history)
+
+
+def judge_point(
+    instance: dg.DagsterInstance,
+    table: Table,
+    selected: set[str],
+    latest: Point,
+    history: list[Point],
+) -> list[CheckOutcome]:
+    """The selected checks' verdicts on `latest` against `history` (oldest first).
+
+    The one path of every anomaly verdict: the checks after a load (`evaluate_table`) and the
+    audit of a staged load before it is published (`etl_assets.orchestration.audit`), which
+    passes a point that is not recorded yet. A time-partitioned load is judged against the
+    partitions before its own instead of the materializations before it; past flags (less
+    accepted loads) are left out of the baseline, and a re-baseline cuts the history.
+    """
+    key = dg.AssetKey(table.name)
+    limit = history_limit(table)
     partitions = partitions_definition(table)
     if partitions is not None and latest.partition:
         history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
@@ -531,7 +552,14 @@ def evaluate_table(
         outcomes.append(category_outcome(table, latest, history))
     if SKIPPED_CHECK in selected:
         outcomes.append(skipped_outcome(table, latest, history))
-    return latest, outcomes
+    return outcomes
+
+
+def recorded_points(instance: dg.DagsterInstance, table: Table) -> list[Point]:
+    """The table's newest recorded materializations (a check's history), oldest first."""
+    records = instance.fetch_materializations(dg.AssetKey(table.name),
+                                              limit=history_limit(table)).records
+    return list(reversed(_points(records)))
 
 
 def apply_rebaseline(
@@ -618,8 +646,12 @@ def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
 
 
 def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
-    """One multi-asset check per table: reads the history once for all of its checks."""
-    specs = check_specs(table)
+    """One multi-asset check per table: reads the history once for all of its checks.
+
+    Blocking checks are not here: they audit the staged load inside the table's own step,
+    before it is published (`etl_assets.orchestration.audit`).
+    """
+    specs = [spec for spec in check_specs(table) if not spec.blocking]
     if not specs:
         return None
     key = dg.AssetKey(table.name)

@@ -7,6 +7,8 @@
     etl-assets accept TABLE --run ID [--note "..."]      a flagged load was expected
     etl-assets rebaseline TABLE --run ID [--note "..."]  judge later loads from this load on
     etl-assets backtest TABLE [--metric row_count] [--set rule=mad ...]   replay the history
+    etl-assets publish TABLE --run ID [--note "..."]     publish a load its checks held back
+    etl-assets discard TABLE --run ID [--note "..."]     delete a held load
 
 Uses the same settings as the assets (ETL_ASSETS_HOME, SPARK_MASTER, ...), so nobody needs to
 know the Derby settings to look at their own tables.
@@ -126,6 +128,13 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
                             help="the run id of the load, or `latest` (the table's newest load)")
         decide.add_argument("--note", default="", help="why (shown in later verdicts)")
         decide.add_argument("--by", default="", help="who decides (default: $USER)")
+    for action, what in (("publish", "publish a load that its blocking checks held back"),
+                         ("discard", "delete a load that its blocking checks held back")):
+        decide = sub.add_parser(action, help=what)
+        decide.add_argument("table")
+        decide.add_argument("--run", required=True, help="the run id of the held load")
+        decide.add_argument("--note", default="", help="why (kept in etl_log.check_feedback)")
+        decide.add_argument("--by", default="", help="who decides (default: $USER)")
     replay = sub.add_parser("backtest", help="replay a table's history through a check rule")
     replay.add_argument("table")
     replay.add_argument("--metric", default="row_count", help="row_count or sum/<column>")
@@ -136,7 +145,7 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     args = parser.parse_args(argv)
     if args.command == "report" and args.days < 1:
         parser.error("--days must be at least 1")
-    if args.command in ("accept", "rebaseline", "backtest"):
+    if args.command in ("accept", "rebaseline", "backtest", "publish", "discard"):
         return _dagster_command(args, parser)
 
     settings = load_settings()
@@ -144,6 +153,8 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     try:
         if args.command == "status":
             print_frame(status_frame(spark, settings), sys.stdout, args.json, 10_000)
+            if not args.json:
+                print_held(spark, settings, sys.stdout)
         elif args.command == "report":
             out = (args.out or report_path(settings)).resolve()
             result = write_report(spark, settings.log_db, out, days=args.days)
@@ -188,6 +199,8 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 return _print_backtest(replayed, args, sys.stdout)
             from etl_assets.definitions import build_definitions
 
+            if args.command in ("publish", "discard"):
+                return _held_command(args, build_definitions(settings), instance)
             if args.run == "latest":
                 newest = instance.fetch_materializations(dg.AssetKey(args.table), limit=1).records
                 if not newest:
@@ -213,6 +226,51 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
         verb = "accepted" if args.command == "accept" else "re-baselined"
         sys.stdout.write(f"{args.table}: {verb} the load of run {args.run} "
                          f"(recorded by run {result.run_id})\n")
+    return 0
+
+
+def print_held(spark: SparkSession, settings: Settings, out: TextIO) -> None:
+    """The held loads of every table (a folder listing per table with blocking checks)."""
+    from etl_assets.engine.held import held_loads
+    from etl_assets.orchestration.audit import audited_check_specs, blocking_rules
+
+    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database,
+                           transforms=settings.transforms_dir)
+    held = [h for t in project.tables.values() if audited_check_specs(t) or blocking_rules(t)
+            for h in held_loads(spark, t)]
+    if not held:
+        return
+    out.write(f"\n{len(held)} held load{'s' if len(held) > 1 else ''} "
+              f"(removed after {settings.held_retention_days:g} days):\n")
+    for load in held:
+        where = f" partitions {', '.join(load.held_partitions)}" if load.held_partitions else ""
+        rows = load.metrics.get("dagster/row_count")
+        out.write(f"- {load.table}{where}: run {load.run_id}, held at {load.held_at[:19]}, "
+                  f"{rows:,} rows: {'; '.join(load.reasons)}\n  {load.commands()}\n")
+
+
+def _held_command(args: argparse.Namespace, definitions: Any, instance: Any) -> int:
+    """publish / discard: the `etl_publish` / `etl_discard` job, in this process."""
+    from etl_assets.orchestration.held_loads import DISCARD_JOB, PUBLISH_JOB
+
+    job = definitions.get_job_def(PUBLISH_JOB if args.command == "publish" else DISCARD_JOB)
+    op = "publish_held_load" if args.command == "publish" else "discard_held_load"
+    config = {"table": args.table, "run_id": args.run, "note": args.note, "by": args.by}
+    result = job.execute_in_process(
+        run_config={"ops": {op: {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        instance=instance, raise_on_error=False)
+    if not result.success:
+        failure = next((e for e in result.all_events if e.is_step_failure), None)
+        error = failure.step_failure_data.error if failure else None
+        message = error.message.strip().splitlines()[-1] if error else "the run failed"
+        if failure is not None and failure.step_failure_data.user_failure_data is not None:
+            message = failure.step_failure_data.user_failure_data.description or message
+        sys.stderr.write(f"etl-assets {args.command}: {message}\n")
+        return 1
+    verb = "published" if args.command == "publish" else "discarded"
+    sys.stdout.write(f"{args.table}: {verb} the held load of run {args.run} "
+                     f"(recorded by run {result.run_id})\n")
     return 0
 
 
