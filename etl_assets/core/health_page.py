@@ -21,7 +21,8 @@ from plotly.subplots import make_subplots
 
 from etl_assets.core.health_report import HealthReport
 
-STATUS_COLORS = {"SUCCESS": "#2e9d5b", "FAILED": "#d9423a", "RETRY": "#f0a030"}
+STATUS_COLORS = {"SUCCESS": "#2e9d5b", "FAILED": "#d9423a", "RETRY": "#f0a030", "HELD": "#7b4fc9",
+                 "DISCARDED": "#5c5c5c"}
 OTHER_COLOR = "#8c8c8c"
 FLAG_COLOR = "#d9423a"
 SPARK_COLUMNS = 3

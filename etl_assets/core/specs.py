@@ -550,6 +550,8 @@ class TableSpec(_Strict):
     sql: str | None = None
     inputs: list[str] = Field(default_factory=list)
     description: str | None = None
+    columns: dict[str, str] = Field(default_factory=dict)
+    """Column name -> description, shown in the catalog's column table."""
     owners: list[str] = Field(default_factory=list)
     group: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)

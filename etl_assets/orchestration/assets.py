@@ -57,11 +57,10 @@ def load_metadata(table: Table, location: str, schema: T.StructType, size: int,
     metadata: dict[str, Any] = {
         M.TABLE_NAME: dg.MetadataValue.text(table.qualified_name),
         M.URI: dg.MetadataValue.path(location),
-        M.COLUMN_SCHEMA: MD.column_schema(schema),
+        M.COLUMN_SCHEMA: MD.column_schema(schema, table.spec.columns),
         M.BYTES: dg.MetadataValue.int(size),
         M.DURATION_S: dg.MetadataValue.float(round(duration_s, 3)),
-        M.CODE_VERSION: dg.MetadataValue.text(table.code_version),
-    }
+    }  # the code version is Dagster's own tag on every materialization (and in run_log)
     if rows_in is not None:
         metadata[M.ROWS_IN] = dg.MetadataValue.int(rows_in)
     metadata.update(MD.metric_metadata(metrics, schema))  # bounded when wide
@@ -339,7 +338,7 @@ def _check_results(
     return [MD.to_check_result(key, o) for o in outcomes]
 
 
-_SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S, M.CODE_VERSION,
+_SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S,
                 M.ROWS_IN}
 
 
@@ -351,5 +350,5 @@ def build_source_asset(source: Source) -> dg.AssetSpec:
         description=source.spec.description or f"{source.spec.format} source {where}",
         group_name=source.domain,
         kinds={source.spec.format},
-        metadata={"path" if source.resolved_path else M.TABLE_NAME: str(where)},
+        metadata={M.URI if source.resolved_path else M.TABLE_NAME: str(where)},
     )

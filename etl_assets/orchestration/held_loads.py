@@ -29,6 +29,8 @@ from etl_assets.orchestration.resources import EtlLogResource
 
 PUBLISH_JOB = "etl_publish"
 DISCARD_JOB = "etl_discard"
+CODE_VERSION_TAG = "dagster/code_version"
+"""The tag Dagster puts on an asset step's materializations; a published held load keeps its."""
 PUBLISHED_BY = "etl/published_by"
 HELD_AT = "etl/held_at"
 
@@ -68,16 +70,16 @@ def materializations(table: Table, held: HeldLoad, by: str) -> list[dg.AssetMate
                           held.rows_in, held.metrics)
     marks = {PUBLISHED_BY: dg.MetadataValue.text(by), HELD_AT: dg.MetadataValue.text(held.held_at)}
     keys = list(held.held_partitions or held.partition_keys)
+    tags = {CODE_VERSION_TAG: held.code_version}  # the load's code, as an asset step tags it
     if len(keys) <= 1:
         return [dg.AssetMaterialization(asset_key=dg.AssetKey(table.name),
                                         partition=keys[0] if keys else None,
-                                        metadata={**whole, **marks})]
-    shared = {k: v for k, v in whole.items() if k in (M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA,
-                                                     M.CODE_VERSION)}
+                                        metadata={**whole, **marks}, tags=tags)]
+    shared = {k: v for k, v in whole.items() if k in (M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA)}
     return [dg.AssetMaterialization(
         asset_key=dg.AssetKey(table.name), partition=key,
         metadata={**shared, **MD.metric_metadata(held.per_partition.get(key, {M.ROW_COUNT: 0}),
-                                                 schema), **marks})
+                                                 schema), **marks}, tags=tags)
         for key in keys]
 
 

@@ -30,13 +30,17 @@ from etl_assets.core.metric_names import (
 from etl_assets.core.outcomes import CheckOutcome
 
 
-def column_schema(schema: T.StructType) -> dg.TableSchema:
-    """The written table's schema in Dagster's `dagster/column_schema` form."""
+def column_schema(schema: T.StructType,
+                  descriptions: Mapping[str, str] | None = None) -> dg.TableSchema:
+    """The written table's schema in Dagster's `dagster/column_schema` form, with the spec's
+    column descriptions (`columns:`) where given."""
+    descriptions = descriptions or {}
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 name=f.name,
                 type=f.dataType.simpleString(),
+                description=descriptions.get(f.name),
                 constraints=dg.TableColumnConstraints(nullable=f.nullable),
             )
             for f in schema.fields
