@@ -457,7 +457,8 @@ def test_blocking_error_rule_holds_the_load_back_and_skips_downstream(
     # so readers have no table yet, and nothing downstream ran.
     assert result.get_asset_materialization_events() == []
     assert not spark.catalog.tableExists("t_block.gate")
-    assert "load held back, unique_id: " in evaluation.description
+    assert "; load held back: " in evaluation.description
+    assert "etl-assets publish gate --run" in evaluation.description
     # The table's checks can still run alone: the anomaly checks judge the load, the rules
     # (measured only while loading) report nothing and keep their last result.
     alone = execute_checks_only(project, settings, instance, "gate")
@@ -533,7 +534,8 @@ def test_blocking_rule_on_a_daily_table_holds_back_only_its_failed_partition(
     # The sample comes from the partition's own files, partition column included.
     assert evaluation.metadata[Q.SAMPLE_ROWS].value == [
         {"qty": -2, "id": 4, "day": "2026-03-02"}]
-    assert not failed.success and "load held back, range_qty: 1 of 2 rows" in evaluation.description
+    assert not failed.success and "; load held back: partitions" not in evaluation.description
+    assert "; load held back: " in evaluation.description
     assert failed.get_asset_materialization_events() == []  # the failed day was held back
     # Downstream keeps the passing day only; the failed day is not in the table either.
     assert [(r.day.isoformat(), r.qty) for r in spark.table("t_block_days.after_days").collect()

@@ -24,7 +24,12 @@ from etl_assets.engine.load import LoadResult, load_table
 from etl_assets.engine.load_log import Attempt, failure_rows, success_rows
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration import quality_checks as QC
-from etl_assets.orchestration.audit import audited_check_specs, build_auditor, mark_held
+from etl_assets.orchestration.audit import (
+    audited_check_specs,
+    blocking_rules,
+    build_auditor,
+    mark_held,
+)
 from etl_assets.orchestration.checks import evaluate_table
 from etl_assets.orchestration.policies import (
     freshness_policy,
@@ -250,10 +255,12 @@ def _held(
              else "the table has no published load yet")
     if not held.whole:
         still = f"partitions {', '.join(held.held_partitions)} held, the others published"
-    message = (f"{table.name}: load held back, {'; '.join(held.reasons)}; {still}; staged at "
-               f"{held.location}; {held.commands()}")
-    mark_held(result.audit, request.run_id, message)
-    mark_held([o for o in result.quality if not o.passed], request.run_id, message)
+    where = f"{still}; staged at {held.location}; {held.commands()}"
+    message = f"{table.name}: load held back, {'; '.join(held.reasons)}; {where}"
+    # The failed blocking checks say what happened to the load (and so do their alerts).
+    blocking = blocking_rules(table)
+    mark_held([*result.audit, *(o for o in result.quality if o.check in blocking)],
+              request.run_id, f"load held back: {where}")
     hive_log.write_loads(success_rows(attempt, request, result, datetime.now(timezone.utc)))
     if not held.whole:
         for key in request.partition_keys:
