@@ -278,6 +278,7 @@ EQUIVALENT_OPTIONS = """
              {"range": {"column": "v2", "min": 0}, "severity": "ERROR"},
              {"unique": ["id"]}],
     checks={"row_count": {"severity": "ERROR"}},
+    column_lineage={"d": ["src.d"], "id": ["src.id"], "k": ["src.k"], "v2": ["src.v"]},
 """
 
 EQUIVALENT_YAML = """
@@ -338,6 +339,8 @@ def test_a_python_table_loads_like_the_equivalent_sql_table(
     meta = {name: {k: v.value for k, v in result.asset_materializations_for_node(name)[0]
                    .metadata.items()} for name in ("sql_t", "py_t")}
     assert set(meta["py_t"]) == set(meta["sql_t"])
+    # The declared lineage is what the SQL's gives (compared with the other shared keys).
+    assert M.COLUMN_LINEAGE in meta["sql_t"]
     assert M.ROWS_REJECTED in meta["py_t"] and meta["py_t"][M.ROW_COUNT] == 19  # 20 less k null
     for key in set(meta["sql_t"]) - PER_TABLE_METADATA:
         assert meta["py_t"][key] == meta["sql_t"][key], key

@@ -116,7 +116,7 @@ def test_metric_log_has_one_row_per_metric_per_materialization(
     for table in _unpartitioned(demo_project):
         metadata = _metadata(demo_run, table.name)
         expected = {k for k in metadata if k not in (
-            M.TABLE_NAME, M.COLUMN_SCHEMA, M.URI)}
+            M.TABLE_NAME, M.COLUMN_SCHEMA, M.COLUMN_LINEAGE, M.URI)}
         logged = {r.metric for r in rows if r.asset == table.name}
         assert logged == expected, table.name
         row_count = [r for r in rows if r.asset == table.name and r.metric == M.ROW_COUNT]

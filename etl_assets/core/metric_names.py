@@ -15,6 +15,7 @@ from typing import Any
 ROW_COUNT = "dagster/row_count"
 TABLE_NAME = "dagster/table_name"
 COLUMN_SCHEMA = "dagster/column_schema"
+COLUMN_LINEAGE = "dagster/column_lineage"
 URI = "dagster/uri"
 ROWS_IN = "rows_in"
 BYTES = "bytes"

@@ -17,7 +17,9 @@ def customer_spend(spark: SparkSession, clean_orders: DataFrame,
 
 The options are those of a YAML table (`etl_assets.core.specs.TableSpec`, validated by the same
 models when the project loads, with errors naming the module, the function and the field),
-plus `database` and `name` (default: the function's name); there is no `sql`. The module's
+plus `database`, `name` (default: the function's name) and `column_lineage` (where each
+returned column comes from, `{"spend_7d": ["clean_orders.amount"]}`, for Dagster's column
+lineage: a SQL table's is read from its SQL); there is no `sql`. The module's
 name is the table's domain, as a YAML file's name is: `transforms/sales.py` holds tables of the
 domain of `pipelines/sales.yaml`, in that file's database unless `database` names another
 (`etl_demo` when no YAML file has the domain, as in YAML).

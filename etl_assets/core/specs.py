@@ -574,6 +574,10 @@ class TableSpec(_Strict):
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
     quality: list[QualityRuleSpec] = Field(default_factory=list)
+    # A Python table's column lineage, `{"out_col": ["input.col", ...]}` (a SQL table's is
+    # read from its sql). Left out of the dump, so of `code_version`: it describes the rows,
+    # it does not change them (a Python table's source, decorator included, versions it).
+    column_lineage: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
 
     _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
     _partition_by = field_validator("partition_by")(_check_columns)
@@ -596,6 +600,17 @@ class TableSpec(_Strict):
         if value is not None and not value.strip():
             raise ValueError("sql is empty")
         return value
+
+    @model_validator(mode="after")
+    def _lineage_refs(self) -> TableSpec:
+        for column, refs in self.column_lineage.items():
+            _check_columns([column])
+            for ref in refs:
+                source, _, name = ref.partition(".")
+                if source not in self.inputs or not name.strip():
+                    raise ValueError(f"field 'column_lineage.{column}': {ref!r} must be "
+                                     f"<input>.<column>, with an input of {self.inputs}")
+        return self
 
     @model_validator(mode="after")
     def _write_mode_fields(self) -> TableSpec:
@@ -1023,6 +1038,9 @@ def _check_table(
         problems.append(f"field 'inputs': the table reads itself ('{spec.name}')")
     if spec.sql is None:  # a Python table declares what it reads: its inputs
         return problems
+    if spec.column_lineage:
+        problems.append("field 'column_lineage': a SQL table's lineage is read from its sql; "
+                        "remove column_lineage")
     try:
         read = sql_tables(spec.sql)
     except ValueError as err:

@@ -17,11 +17,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.held import HeldLoad
+from etl_assets.core.lineage import Lineage, column_lineage, declared_lineage
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.outcomes import CheckOutcome
 from etl_assets.core.specs import Project, Table
@@ -85,7 +86,11 @@ Auditor = Callable[[Candidate], Audit]
 
 @dataclass
 class LoadResult:
-    """What one load wrote and measured (and, when its audit held it back, the held load)."""
+    """What one load wrote and measured (and, when its audit held it back, the held load).
+
+    `lineage`: output column -> the (input name, input column) pairs it derives from
+    (`etl_assets.core.lineage`); columns it could not resolve have no entry.
+    """
 
     table_name: str
     location: str
@@ -100,6 +105,7 @@ class LoadResult:
     job_group: str = ""
     audit: list[CheckOutcome] = field(default_factory=list)
     held: HeldLoad | None = None
+    lineage: Lineage = field(default_factory=dict)
 
     @property
     def row_count(self) -> int:
@@ -162,6 +168,8 @@ def load_table(
         else:  # the rejected rows already belong to <table>__rejected: keep them
             S.delete_path(spark, target.location)
         raise
+    # Before the switch: nothing after it should be able to fail a published load.
+    lineage = table_lineage(table, inputs.frames, measured.schema)
     outcomes = judge(staged, measured, samples, rejected_rows)
     early = audit is not None and blocking_query_rules(staged)
     if early:  # the audit needs their verdicts: judge the staged rows
@@ -197,4 +205,18 @@ def load_table(
         job_group=target.job_group,
         audit=verdict.outcomes,
         held=held,
+        lineage=lineage,
     )
+
+
+def table_lineage(table: Table, frames: dict[str, DataFrame], schema: T.StructType) -> Lineage:
+    """The written table's column lineage: read from a SQL table's SQL, or a Python table's
+    declared `column_lineage`, matched to the input frames' and the written columns.
+
+    Only the frames' schemas are read (no job runs); never raises (see `core.lineage`).
+    """
+    input_columns = {name: frame.columns for name, frame in frames.items()}
+    output = schema.fieldNames()
+    if table.function is not None:
+        return declared_lineage(table.spec.column_lineage, input_columns, output)
+    return column_lineage(table.spec.sql, table.spec.inputs, input_columns, output)

@@ -46,10 +46,13 @@ def result_metadata(table: Table, result: LoadResult, shared_only: bool = False
 
     Every metric has its own key, except on a table wider than `metrics.WIDE_TABLE_COLUMNS`,
     whose per-column metrics share one table-valued entry (`metrics.metric_metadata`).
+    `dagster/column_lineage` is there when some column's lineage is known.
     `shared_only`: only the keys a multi-partition run gives every partition.
     """
     metadata = load_metadata(table, result.location, result.schema, result.bytes,
                              result.duration_s, result.rows_in, result.metrics)
+    if result.lineage:
+        metadata[M.COLUMN_LINEAGE] = MD.column_lineage(result.lineage)
     if shared_only:
         return {k: v for k, v in metadata.items() if k in _SHARED_KEYS}
     return metadata
@@ -345,7 +348,7 @@ def _check_results(
     return [MD.to_check_result(key, o) for o in outcomes]
 
 
-_SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.BYTES, M.DURATION_S,
+_SHARED_KEYS = {M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA, M.COLUMN_LINEAGE, M.BYTES, M.DURATION_S,
                 M.ROWS_IN}
 
 

@@ -5,7 +5,7 @@ tables, Dagster's schema form) and a check's outcome as an `AssetCheckResult`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -46,6 +46,19 @@ def column_schema(schema: T.StructType,
             for f in schema.fields
         ]
     )
+
+
+def column_lineage(lineage: Mapping[str, Sequence[tuple[str, str]]]) -> dg.TableColumnLineage:
+    """A load's lineage (`LoadResult.lineage`) in Dagster's `dagster/column_lineage` form.
+
+    Each input name is its asset's key: a table's, or a source's (sources are external
+    assets named as in the specs).
+    """
+    return dg.TableColumnLineage(deps_by_column={
+        column: [dg.TableColumnDep(asset_key=dg.AssetKey(source), column_name=name)
+                 for source, name in deps]
+        for column, deps in lineage.items()
+    })
 
 
 def to_metadata(value: Any) -> dg.MetadataValue:
