@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.held import DEFAULT_RETENTION_DAYS
+from etl_assets.core.lineage import column_lineage, declared_lineage
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.outcomes import CheckedLoad
 from etl_assets.core.specs import Project, Source, Table
@@ -95,6 +96,19 @@ def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     return deps
 
 
+def _spec_metadata(table: Table) -> dict[str, Any]:
+    """The asset definition's own metadata; with the column lineage the SQL (or the function's
+    declaration) gives without knowing the inputs' columns (loads refine it with them)."""
+    spec = table.spec
+    metadata: dict[str, Any] = {M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
+                                "write_mode": spec.write_mode}
+    static = (declared_lineage(spec.column_lineage) if table.function is not None
+              else column_lineage(spec.sql or "", spec.inputs))
+    if static:
+        metadata[M.COLUMN_LINEAGE] = MD.column_lineage(static)
+    return metadata
+
+
 def build_table_asset(project: Project, table: Table,
                       held_retention_days: float = DEFAULT_RETENTION_DAYS) -> dg.AssetsDefinition:
     """One Hive table as a Dagster asset; its inputs become its upstream dependencies.
@@ -117,8 +131,7 @@ def build_table_asset(project: Project, table: Table,
         tags=dict(spec.tags) or None,
         kinds={"spark", "hive", *(("python",) if table.function is not None else ())},
         code_version=table.code_version,
-        metadata={M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
-                  "write_mode": spec.write_mode},
+        metadata=_spec_metadata(table),
         freshness_policy=freshness_policy(table),
         automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
     )
