@@ -33,6 +33,7 @@ from etl_assets.orchestration.held_loads import (
     build_held_load_jobs,
 )
 from etl_assets.orchestration.sensors import failed_check_alerts
+from etl_assets.tools.cli import main as cli_main
 from etl_assets_tests.helpers import clean_env, materialize_project, write_spec
 
 SPEC = """
@@ -175,6 +176,27 @@ def test_a_held_load_keeps_readers_on_the_previous_load_until_published(
     assert evaluation.passed and evaluation.metadata["points_used"].value == 3
     assert "flagged" not in evaluation.description
     assert spark.table("t_held.totals").first().orders == 1000
+
+
+def test_the_cli_lists_and_publishes_held_loads(
+    spark: SparkSession, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture,
+) -> None:
+    monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "spec"))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
+    (tmp_path / "dagster").mkdir()
+    with dg.DagsterInstance.get() as instance:
+        _, run_id = _held_run(spark, settings, tmp_path, instance, "t_held_cli")
+    capsys.readouterr()
+    assert cli_main(["status"], spark=spark) == 0
+    out = capsys.readouterr().out
+    assert "1 held load (removed after 7 days):" in out
+    assert f"- orders: run {run_id}" in out and "250 rows: row_count_anomaly" in out
+    assert cli_main(["discard", "orders", "--run", "nope"]) == 1
+    assert "orders: no held load of run 'nope'" in capsys.readouterr().err
+    assert cli_main(["publish", "orders", "--run", run_id[:8], "--by", "ana"]) == 0
+    assert f"orders: published the held load of run {run_id[:8]}" in capsys.readouterr().out
+    assert spark.table("t_held_cli.orders").count() == 250
 
 
 def test_a_discarded_load_is_deleted_and_logged(

@@ -218,10 +218,7 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
             sys.stderr.write(f"etl-assets {args.command}: {err}\n")
             return 1
         if not result.success:
-            failure = next((e for e in result.all_events if e.is_step_failure), None)
-            error = failure.step_failure_data.error if failure else None
-            message = error.message.strip().splitlines()[-1] if error else "the run failed"
-            sys.stderr.write(f"etl-assets {args.command}: {message}\n")
+            sys.stderr.write(f"etl-assets {args.command}: {_failure_message(result)}\n")
             return 1
         verb = "accepted" if args.command == "accept" else "re-baselined"
         sys.stdout.write(f"{args.table}: {verb} the load of run {args.run} "
@@ -261,17 +258,24 @@ def _held_command(args: argparse.Namespace, definitions: Any, instance: Any) -> 
                     "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=instance, raise_on_error=False)
     if not result.success:
-        failure = next((e for e in result.all_events if e.is_step_failure), None)
-        error = failure.step_failure_data.error if failure else None
-        message = error.message.strip().splitlines()[-1] if error else "the run failed"
-        if failure is not None and failure.step_failure_data.user_failure_data is not None:
-            message = failure.step_failure_data.user_failure_data.description or message
-        sys.stderr.write(f"etl-assets {args.command}: {message}\n")
+        sys.stderr.write(f"etl-assets {args.command}: {_failure_message(result)}\n")
         return 1
     verb = "published" if args.command == "publish" else "discarded"
     sys.stdout.write(f"{args.table}: {verb} the held load of run {args.run} "
                      f"(recorded by run {result.run_id})\n")
     return 0
+
+
+def _failure_message(result: Any) -> str:
+    """Why an in-process run failed, in one line: the `dg.Failure` description an op gave, or
+    the last line of the step's error."""
+    failure = next((e for e in result.all_events if e.is_step_failure), None)
+    if failure is None:
+        return "the run failed"
+    data = failure.step_failure_data
+    if data.user_failure_data is not None and data.user_failure_data.description:
+        return data.user_failure_data.description
+    return data.error.message.strip().splitlines()[-1] if data.error else "the run failed"
 
 
 def _print_backtest(replayed: list, args: argparse.Namespace, out: TextIO) -> int:
