@@ -10,7 +10,7 @@ from typing import Any
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.load_request import LoadRequest
-from etl_assets.core.records import FAILED, HELD, RETRY, SUCCESS, RunRecord
+from etl_assets.core.records import DISCARDED, FAILED, HELD, RETRY, SUCCESS, RunRecord
 from etl_assets.core.specs import Table
 
 LogRows = list[tuple[RunRecord, dict[str, Any]]]
@@ -125,3 +125,13 @@ def failure_rows(attempt: Attempt, request: LoadRequest | None, error: BaseExcep
             for key in (keys or (None,))]
 
 
+
+
+def discarded_rows(attempt: Attempt, held: Any, finished_at: datetime, by: str,
+                   note: str) -> LogRows:
+    """The rows of a held load deleted later (`held` is its `HeldLoad`): `DISCARDED` under the
+    run that staged it, one per held partition, with who discarded it (and why)."""
+    message = f"discarded by {by}" + (f": {note}" if note else "")
+    keys = list(held.held_partitions or held.partition_keys) or [None]
+    return [(RunRecord(status=DISCARDED, finished_at=finished_at, partition_key=key,
+                       error_message=message, **attempt.fields()), {}) for key in keys]

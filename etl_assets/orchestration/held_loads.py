@@ -10,21 +10,24 @@ held folder and logs who did.
 
 # No `from __future__ import annotations`: Dagster reads the op's config annotation.
 import getpass
+import json
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import dagster as dg
 from dagster_pyspark import LazyPySparkResource
 from pydantic import Field
+from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.held import HeldLoad
-from etl_assets.core.records import DISCARDED, FeedbackRecord, RunRecord
+from etl_assets.core.records import FeedbackRecord
 from etl_assets.core.specs import Project, Table
 from etl_assets.engine.held import HeldLoadError, discard_held, find_held, publish_held
 from etl_assets.engine.hive_log import HiveLog
-from etl_assets.engine.load_log import Attempt, published_rows
+from etl_assets.engine.load_log import Attempt, discarded_rows, published_rows
 from etl_assets.orchestration import metadata as MD
+from etl_assets.orchestration.assets import load_metadata
 from etl_assets.orchestration.resources import EtlLogResource
 
 PUBLISH_JOB = "etl_publish"
@@ -61,11 +64,7 @@ def _feedback(context: dg.OpExecutionContext, held: HeldLoad, action: str,
 
 def materializations(table: Table, held: HeldLoad, by: str) -> list[dg.AssetMaterialization]:
     """The published held load as materializations: one, or one per partition published."""
-    from pyspark.sql import types as T  # noqa: PLC0415 - the schema's own type, only here
-
-    from etl_assets.orchestration.assets import load_metadata  # noqa: PLC0415 - one-way
-
-    schema = T.StructType.fromJson(__import__("json").loads(held.schema_json))
+    schema = T.StructType.fromJson(json.loads(held.schema_json))
     whole = load_metadata(table, held.location, schema, held.bytes, held.duration_s,
                           held.rows_in, held.metrics)
     marks = {PUBLISHED_BY: dg.MetadataValue.text(by), HELD_AT: dg.MetadataValue.text(held.held_at)}
@@ -127,11 +126,8 @@ def build_held_load_jobs(project: Project) -> list[dg.JobDefinition]:
         discard_held(session, table, held)
         by = config.by or getpass.getuser()
         now = datetime.now(timezone.utc)
-        note = f"discarded by {by}" + (f": {config.note}" if config.note else "")
-        HiveLog(session, etl_log.database).write_loads([
-            (RunRecord(status=DISCARDED, finished_at=now, partition_key=key,
-                       error_message=note, **Attempt(held.run_id, table, now).fields()), {})
-            for key in (list(held.held_partitions or held.partition_keys) or [None])])
+        HiveLog(session, etl_log.database).write_loads(
+            discarded_rows(Attempt(held.run_id, table, now), held, now, by, config.note))
         etl_log.write_feedback(session, _feedback(context, held, "discard", config, by, now))
         context.log.info(f"{table.name}: discarded the held load of run {held.run_id} by {by}")
 

@@ -206,14 +206,10 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
                 if not newest:
                     raise FeedbackError(f"table {args.table!r} has no recorded load")
                 args.run = newest[0].run_id
-            job = build_definitions(settings).get_job_def(FEEDBACK_JOB)
             config = {"table": args.table, "run_id": args.run, "action": args.command,
                       "note": args.note, "by": args.by}
-            result = job.execute_in_process(
-                run_config={"ops": {"record_feedback": {"config": config}},
-                            # The run's events are in the instance; the terminal gets one line.
-                            "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                instance=instance, raise_on_error=False)
+            result = _run_op(build_definitions(settings), FEEDBACK_JOB, "record_feedback",
+                             config, instance)
         except (BacktestError, FeedbackError) as err:
             sys.stderr.write(f"etl-assets {args.command}: {err}\n")
             return 1
@@ -228,6 +224,7 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
 
 def print_held(spark: SparkSession, settings: Settings, out: TextIO) -> None:
     """The held loads of every table (a folder listing per table with blocking checks)."""
+    from etl_assets.core.metric_names import ROW_COUNT
     from etl_assets.engine.held import held_loads
     from etl_assets.orchestration.audit import audited_check_specs, blocking_rules
 
@@ -241,7 +238,7 @@ def print_held(spark: SparkSession, settings: Settings, out: TextIO) -> None:
               f"(removed after {settings.held_retention_days:g} days):\n")
     for load in held:
         where = f" partitions {', '.join(load.held_partitions)}" if load.held_partitions else ""
-        rows = load.metrics.get("dagster/row_count")
+        rows = load.metrics.get(ROW_COUNT)
         out.write(f"- {load.table}{where}: run {load.run_id}, held at {load.held_at[:19]}, "
                   f"{rows:,} rows: {'; '.join(load.reasons)}\n  {load.commands()}\n")
 
@@ -250,13 +247,10 @@ def _held_command(args: argparse.Namespace, definitions: Any, instance: Any) -> 
     """publish / discard: the `etl_publish` / `etl_discard` job, in this process."""
     from etl_assets.orchestration.held_loads import DISCARD_JOB, PUBLISH_JOB
 
-    job = definitions.get_job_def(PUBLISH_JOB if args.command == "publish" else DISCARD_JOB)
-    op = "publish_held_load" if args.command == "publish" else "discard_held_load"
+    publish = args.command == "publish"
     config = {"table": args.table, "run_id": args.run, "note": args.note, "by": args.by}
-    result = job.execute_in_process(
-        run_config={"ops": {op: {"config": config}},
-                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=instance, raise_on_error=False)
+    result = _run_op(definitions, PUBLISH_JOB if publish else DISCARD_JOB,
+                     "publish_held_load" if publish else "discard_held_load", config, instance)
     if not result.success:
         sys.stderr.write(f"etl-assets {args.command}: {_failure_message(result)}\n")
         return 1
@@ -264,6 +258,15 @@ def _held_command(args: argparse.Namespace, definitions: Any, instance: Any) -> 
     sys.stdout.write(f"{args.table}: {verb} the held load of run {args.run} "
                      f"(recorded by run {result.run_id})\n")
     return 0
+
+
+def _run_op(definitions: Any, job: str, op: str, config: dict[str, Any], instance: Any) -> Any:
+    """Run a one-op job of the definitions in this process, on `instance`, with the op's
+    config; the run's events go to the instance, the terminal gets warnings only."""
+    return definitions.get_job_def(job).execute_in_process(
+        run_config={"ops": {op: {"config": config}},
+                    "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        instance=instance, raise_on_error=False)
 
 
 def _failure_message(result: Any) -> str:
