@@ -5,6 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export ETL_ASSETS_HOME ?= $(CURDIR)/.etl_home
 export ETL_PROFILE ?= embedded
+# `dg` runs in the project's own environment: say it is the active one.
+export VIRTUAL_ENV := $(CURDIR)/$(VENV)
 
 # The embedded profile keeps Dagster's SQLite storage in $ETL_ASSETS_HOME/dagster. The cluster
 # profile (`make cluster-up`, then `ETL_PROFILE=cluster make demo`) uses PostgreSQL, with the
@@ -18,7 +20,7 @@ export DAGSTER_HOME := $(ETL_ASSETS_HOME)/dagster
 INSTANCE_YAML := dagster.yaml
 endif
 
-.PHONY: install dagster-home demo test test-fast bench ui status report screenshot clean cluster-up \
+.PHONY: install dagster-home demo test test-fast bench ui check status report screenshot clean cluster-up \
 	cluster-down cluster-status
 
 # Re-install only when the project's dependencies change.
@@ -42,11 +44,9 @@ dagster-home:
 DEMO_RANGE ?= 2026-01-01...2026-03-31
 
 demo: install dagster-home
-	$(BIN)/dagster asset materialize -m etl_assets.definitions \
-		--select 'not tag:cadence=daily and not key:etl_health_report'
-	$(BIN)/dagster asset materialize -m etl_assets.definitions --select 'tag:cadence=daily' \
-		--partition-range $(DEMO_RANGE)
-	$(BIN)/dagster asset materialize -m etl_assets.definitions --select etl_health_report
+	$(BIN)/dg launch --assets 'not tag:cadence=daily and not key:etl_health_report'
+	$(BIN)/dg launch --assets 'tag:cadence=daily' --partition-range $(DEMO_RANGE)
+	$(BIN)/dg launch --assets etl_health_report
 	$(BIN)/etl-assets status
 
 # Two pytest-xdist workers, each with its own Spark session and embedded home (conftest.py);
@@ -73,7 +73,14 @@ bench: install
 UI_HOST ?= 127.0.0.1
 UI_PORT ?= 3000
 ui: install dagster-home
-	$(BIN)/dagster dev -h $(UI_HOST) -p $(UI_PORT)
+	$(BIN)/dg dev --host $(UI_HOST) --port $(UI_PORT)
+
+# The definitions as `dg` sees them: every spec validated (file, table and field named on an
+# error), then what they make (assets, checks, schedules, sensors, jobs).
+check: install
+	$(BIN)/dg check yaml
+	$(BIN)/dg check defs
+	$(BIN)/dg list defs
 
 status: install
 	$(BIN)/etl-assets status

@@ -61,16 +61,17 @@ class DagsterDefault:
     def __init__(self, folder: Path, cases: int) -> None:
         import dagster as dg
 
-        from etl_assets.core.specs import load_project
+        from etl_assets.core.specs import DEFS_FILE, domain_document, load_project
 
         self._dg = dg
-        spec = folder / "eval.yaml"
-        spec.write_text(
+        spec = folder / "eval" / DEFS_FILE
+        spec.parent.mkdir()
+        spec.write_text(domain_document(
             "database: eval\nsources: {src: {format: parquet, path: /nowhere}}\ntables:\n" + "".join(
                 f"  - {{name: t{i}, inputs: [src], sql: SELECT * FROM src,"
                 f" partitions: {{type: daily, column: day, start: '2025-01-01'}}}}\n"
-                for i in range(cases)))
-        self._tables = load_project(folder, [spec]).tables
+                for i in range(cases))))
+        self._tables = load_project(folder).tables
         (folder / "dagster").mkdir()
         self._context = dg.DagsterInstance.local_temp(str(folder / "dagster"))
         self._instance = self._context.__enter__()

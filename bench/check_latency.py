@@ -20,7 +20,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl_assets.core.specs import load_project
+from etl_assets.core.specs import DEFS_FILE, domain_document, load_project
 from etl_assets.orchestration.checks import (
     ROW_COUNT_CHECK,
     SCHEMA_CHECK,
@@ -41,10 +41,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        spec = Path(folder) / "bench.yaml"
-        spec.write_text(SPEC + "".join(
-            f"  - {{name: t{n}, inputs: [src], sql: SELECT * FROM src}}\n" for n in args.sizes))
-        project = load_project(Path(folder), [spec])
+        spec = Path(folder) / "bench" / DEFS_FILE
+        spec.parent.mkdir()
+        spec.write_text(domain_document(SPEC + "".join(
+            f"  - {{name: t{n}, inputs: [src], sql: SELECT * FROM src}}\n" for n in args.sizes)))
+        project = load_project(Path(folder))
         (Path(folder) / "dagster").mkdir()
         with dg.DagsterInstance.local_temp(str(Path(folder) / "dagster")) as instance:
             results = {}

@@ -35,7 +35,7 @@ from metrics_overhead import DATA  # noqa: E402 - bench/ is no package
 from metrics_overhead import generate as generate_orders
 
 from etl_assets.core.settings import load_settings
-from etl_assets.core.specs import load_project
+from etl_assets.core.specs import DEFS_FILE, domain_document, load_project
 from etl_assets.engine.load import load_table
 from etl_assets.engine.session import build_session
 
@@ -111,10 +111,10 @@ def main() -> int:
     spark = build_session(settings)
     orders, customers = generate(spark, args.rows)
     folder = scratch / "pipelines"
-    folder.mkdir()
-    (folder / "bench.yaml").write_text(SPEC.format(
+    (folder / "bench").mkdir(parents=True)
+    (folder / "bench" / DEFS_FILE).write_text(domain_document(SPEC.format(
         orders=orders, customers=customers, in_write=IN_WRITE, by_query=BY_QUERY,
-        failing=FAILING.format(last=args.rows - 2)),
+        failing=FAILING.format(last=args.rows - 2))),
         encoding="utf-8")
     project = load_project(folder)
     tracker = spark.sparkContext.statusTracker()

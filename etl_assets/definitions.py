@@ -1,20 +1,24 @@
-"""The one `Definitions` of the project, assembled from the specs and the profile."""
+"""The one `Definitions` of the project: the defs folder's components, what spans them, and
+the profile's resources and executor."""
 
 from __future__ import annotations
 
-import dagster as dg
+import hashlib
+import sys
+import types
+from pathlib import Path
 
+import dagster as dg
+from dagster.components.core.component_tree import ComponentTree
+
+from etl_assets.components import project_of
 from etl_assets.core.held import DEFAULT_RETENTION_DAYS
-from etl_assets.core.settings import Settings, load_settings
-from etl_assets.core.specs import Project, load_project
+from etl_assets.core.settings import DEFAULT_DEFS, PACKAGE_DIR, Settings, load_settings
+from etl_assets.core.specs import Project
 from etl_assets.orchestration.assets import build_source_asset, build_table_asset
 from etl_assets.orchestration.checks import build_table_checks
-from etl_assets.orchestration.feedback import feedback_job
-from etl_assets.orchestration.health_asset import build_health_report_asset
-from etl_assets.orchestration.held_loads import build_held_load_jobs
+from etl_assets.orchestration.domains import build_project_definitions
 from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
-from etl_assets.orchestration.schedules import build_health_report_schedule, build_schedules
-from etl_assets.orchestration.sensors import alerts_job, build_sensors
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
@@ -40,8 +44,25 @@ def build_checks(project: Project) -> list[dg.AssetChecksDefinition]:
     return [c for c in checks if c is not None]
 
 
+def defs_tree(folder: Path) -> ComponentTree:
+    """Dagster's component tree of a defs folder: the package's `etl_assets.defs` (what `dg`
+    loads), or any other folder in the same layout (`ETL_ASSETS_DEFS`), imported as a
+    package of its own so its Python modules load the same way."""
+    if folder == DEFAULT_DEFS:
+        import etl_assets.defs as module
+    else:
+        name = "etl_assets_defs_" + hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+        module = sys.modules.get(name) or types.ModuleType(name)
+        module.__file__ = str(folder / "__init__.py")
+        module.__path__ = [str(folder)]
+        sys.modules[name] = module
+    return ComponentTree.from_module(defs_module=module, project_root=PACKAGE_DIR.parent)
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
-    """Everything Dagster loads: assets from the specs, resources and executor by profile.
+    """Everything Dagster loads: the `HiveTables` components of the defs folder (each domain's
+    assets, checks, schedules and sensors), what spans them (health report, alert sensors,
+    jobs), and resources and executor by profile.
 
     The embedded profile runs steps in-process: Derby admits one process, and Spark's start-up
     is then paid once per run, not once per asset. The cluster profile runs steps in parallel
@@ -49,19 +70,13 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     `ETL_ASSETS_MAX_CONCURRENT_STEPS` at once.
     """
     settings = settings or load_settings()
-    project = load_project(
-        settings.pipelines_dir, rename_database=settings.environment.database,
-        transforms=settings.transforms_dir,
-    )
-    return dg.Definitions(
-        assets=[*build_assets(project, settings.held_retention_days),
-                build_health_report_asset(project, settings)],
-        asset_checks=build_checks(project),
-        schedules=[*build_schedules(project), build_health_report_schedule()],
-        sensors=build_sensors(project),
-        jobs=[alerts_job, feedback_job, *build_held_load_jobs(project)],
-        resources=build_resources(settings),
-        executor=build_executor(settings),
+    tree = defs_tree(settings.defs_dir)
+    domains = tree.build_defs()
+    project = project_of(tree)
+    return dg.Definitions.merge(
+        domains,
+        build_project_definitions(project, settings),
+        dg.Definitions(resources=build_resources(settings), executor=build_executor(settings)),
     )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 _HOME = Path(tempfile.mkdtemp(prefix="etl_assets_test_home_"))
 os.environ["ETL_ASSETS_HOME"] = str(_HOME)
-os.environ.pop("ETL_ASSETS_PIPELINES", None)
+os.environ.pop("ETL_ASSETS_DEFS", None)
 os.environ.pop("ETL_ASSETS_LOG_DB", None)
 # Every JVM the tests start (the Spark drivers of this process and of the CLI and `dagster`
 # subprocesses, the cluster's servers and executors, beeline) lives for seconds on tiny data:
@@ -59,7 +59,7 @@ def spark(settings: Settings) -> Iterator[SparkSession]:
 @pytest.fixture(scope="session")
 def demo_project(settings: Settings) -> Project:
     """The shipped demo specs."""
-    return load_project(settings.pipelines_dir)
+    return load_project(settings.defs_dir)
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ import psutil
 import requests
 
 from etl_assets.core.settings import Settings
-from etl_assets.core.specs import Project
+from etl_assets.core.specs import DEFS_FILE, Project, domain_document
 from etl_assets.definitions import build_assets, build_checks, build_resources
 from etl_assets.tools.cluster import apt_install, can_apt_install, free_port
 
@@ -61,10 +61,11 @@ def materialize_project(
 
 
 def write_spec(folder: Path, text: str, name: str = "domain.yaml") -> Path:
-    """Write a spec file into a pipelines folder and return its path."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(text, encoding="utf-8")
+    """Write a domain (its spec's YAML text) into a defs folder as `<stem of name>/defs.yaml`,
+    a `HiveTables` component, and return the file's path."""
+    path = folder / Path(name).stem / DEFS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(domain_document(text), encoding="utf-8")
     return path
 
 

@@ -34,7 +34,7 @@ def test_materialize_all_from_the_cli_then_query_with_etl_assets(tmp_path: Path)
     dagster_home.mkdir(parents=True)
     (dagster_home / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
     env = {**os.environ, "ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home)}
-    env.pop("ETL_ASSETS_PIPELINES", None)
+    env.pop("ETL_ASSETS_DEFS", None)
 
     # What `make demo` runs: every unpartitioned table (here with the health page, which runs
     # after them in the same run), then a single-run backfill of the daily tables.

@@ -39,6 +39,7 @@ from etl_assets_tests.helpers import (
     listeners,
     overlap,
     run_dagster_dev,
+    write_spec,
 )
 
 pytestmark = pytest.mark.cluster
@@ -50,7 +51,7 @@ database: etl_faults
 sources:
   slow_input:
     format: csv
-    path: ../fault_data/slow.csv
+    path: ../../fault_data/slow.csv
     options: {header: true}
     schema: id INT, sleep_ms BIGINT
 tables:
@@ -98,17 +99,15 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
             pytest.fail(message)
         pytest.skip(message)
     home = tmp_path_factory.mktemp("cluster_home")
-    pipelines = home / "pipelines"
-    pipelines.mkdir()
-    shutil.copy(ROOT / "etl_assets" / "pipelines" / "sales.yaml", pipelines / "sales.yaml")
-    shutil.copytree(ROOT / "etl_assets" / "transforms", home / "transforms",  # beside pipelines
+    pipelines = home / "defs"  # the demo's domain (spec and Python tables) and a faulty one
+    shutil.copytree(ROOT / "etl_assets" / "defs" / "sales", pipelines / "sales",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    (pipelines / "faults.yaml").write_text(FAULTS_SPEC, encoding="utf-8")
+    write_spec(pipelines, FAULTS_SPEC, "faults.yaml")
     (home / "sample_data").symlink_to(ROOT / "etl_assets" / "sample_data")
     (home / "fault_data").mkdir()
     write_slow_input(home, rows=20, sleep_ms=0)
     (home / "landing" / "orders").mkdir(parents=True)  # nothing lands: the sensor stays quiet
-    env = clean_env(ETL_ASSETS_HOME=str(home), ETL_ASSETS_PIPELINES=str(pipelines),
+    env = clean_env(ETL_ASSETS_HOME=str(home), ETL_ASSETS_DEFS=str(pipelines),
                     ETL_ASSETS_LANDING=str(home / "landing"))
     try:
         up = subprocess.run([str(BIN / "etl-assets"), "cluster", "up"], cwd=ROOT, env=env,

@@ -17,7 +17,7 @@ def test_definitions_load() -> None:
 
 
 def test_asset_graph_follows_spec_inputs() -> None:
-    project = load_project(load_settings().pipelines_dir)
+    project = load_project(load_settings().defs_dir)
     graph = defs.resolve_asset_graph()
     for table in project.tables.values():
         node = graph.get(dg.AssetKey(table.name))
@@ -94,7 +94,7 @@ def test_retries_freshness_and_automation_come_from_the_specs() -> None:
 
 
 def test_health_report_is_downstream_of_every_table_on_a_stopped_schedule() -> None:
-    project = load_project(load_settings().pipelines_dir)
+    project = load_project(load_settings().defs_dir)
     node = defs.resolve_asset_graph().get(dg.AssetKey("etl_health_report"))
     assert {k.path[-1] for k in node.parent_keys} == set(project.tables)
     schedule = defs.resolve_schedule_def("etl_health_report_schedule")

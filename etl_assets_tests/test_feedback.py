@@ -182,14 +182,14 @@ def test_backtest_replays_the_history_with_overridden_settings(
 
 @pytest.fixture()
 def cli_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """What `etl-assets` reads: a pipelines folder with `orders`, and a Dagster home."""
+    """What `etl-assets` reads: a defs folder with `orders`, and a Dagster home."""
     write_spec(tmp_path / "pipelines", """
 database: t_feedback
 sources: {src: {format: parquet, path: /nowhere}}
 tables:
   - {name: orders, inputs: [src], sql: SELECT * FROM src}
 """)
-    monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "pipelines"))
+    monkeypatch.setenv("ETL_ASSETS_DEFS", str(tmp_path / "pipelines"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
 

@@ -182,7 +182,7 @@ def test_the_cli_lists_and_publishes_held_loads(
     spark: SparkSession, settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture,
 ) -> None:
-    monkeypatch.setenv("ETL_ASSETS_PIPELINES", str(tmp_path / "spec"))
+    monkeypatch.setenv("ETL_ASSETS_DEFS", str(tmp_path / "spec"))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster"))
     (tmp_path / "dagster").mkdir()
     with dg.DagsterInstance.get() as instance:

@@ -129,9 +129,7 @@ tables:
 
 
 def test_a_python_table_lineage_must_name_its_inputs(tmp_path: Path) -> None:
-    write_spec(tmp_path / "pipelines", SOURCES + "  []\n")
-    module = tmp_path / "transforms" / "lin.py"
-    module.parent.mkdir()
+    module = write_spec(tmp_path / "pipelines", SOURCES + "  []\n").parent / "lin.py"
     module.write_text(textwrap.dedent("""
         from etl_assets import table
 

@@ -176,7 +176,7 @@ def test_metrics_option_naming_a_missing_column_fails_clearly(
                                  raise_on_error=False)
     assert not result.success
     message = str(result.failure_data_for_node("fragile").error)
-    assert "domain.yaml" in message and "fragile" in message and "'idd'" in message
+    assert "domain/defs.yaml" in message and "fragile" in message and "'idd'" in message
 
 
 def test_partition_by_writes_hive_partitions_and_reruns_replace_them(

@@ -223,7 +223,7 @@ def test_merge_and_delete_insert_refuse_a_retyped_or_missing_column_and_take_add
         failed = _load(spark, settings, instance, tmp_path, name,
                        _modes_spec(db, tmp_path / "src", mode, extra, sql), ok=False)
         message = str(failed.failure_data_for_node("target").error)
-        assert named in message and "full refresh" in message and "domain.yaml" in message
+        assert named in message and "full refresh" in message and "domain/defs.yaml" in message
         assert f"write_mode {mode}" in message
         assertDataFrameEqual(spark.table(f"{db}.target"), snapshot)
         row = spark.sql(f"SELECT status, error_message FROM {settings.log_db}.run_log "

@@ -11,6 +11,7 @@ follows its source. The pure tests never start Spark; the Spark ones use the ses
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -39,7 +40,7 @@ sources:
 
 
 def write_module(folder: Path, text: str, name: str = "scores.py") -> Path:
-    """A transforms module (dedented) in `folder`; returns its path."""
+    """A Python table module (dedented) in a domain folder; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
@@ -48,13 +49,13 @@ def write_module(folder: Path, text: str, name: str = "scores.py") -> Path:
 
 def project_with(tmp_path: Path, module: str, yaml_tables: str = "", db: str = "t_py",
                  source: Path | None = None, name: str = "scores.py"):
-    """A pipelines folder with one source (plus YAML tables) and a transforms module beside
-    it; returns (pipelines folder, module path)."""
+    """A defs folder with one domain: one source (plus YAML tables) in its defs.yaml and a
+    Python table module beside it; returns (defs folder, module path)."""
     spec = SOURCES.format(db=db, path=source or "/nowhere")
     spec += f"tables:\n{textwrap.dedent(yaml_tables)}" if yaml_tables else "tables: []\n"
     pipelines = tmp_path / "pipelines"
-    write_spec(pipelines, spec)
-    return pipelines, write_module(tmp_path / "transforms", module, name)
+    spec_path = write_spec(pipelines, spec)
+    return pipelines, write_module(spec_path.parent, module, name)
 
 
 # --- load-time errors (no Spark) -------------------------------------------------------------
@@ -157,7 +158,7 @@ def test_modules_leave_no_trace_in_sys_modules_and_helpers_are_skipped(tmp_path:
 def src_copy(src: DataFrame) -> DataFrame:
     return src
 """)
-    write_module(tmp_path / "transforms", "raise RuntimeError('never imported')", "_helpers.py")
+    write_module(pipelines / "domain", "raise RuntimeError('never imported')", "_helpers.py")
     before = set(sys.modules)
     project = load_project(pipelines)
     assert set(project.tables) == {"src_copy"}
@@ -441,8 +442,8 @@ def test_the_demo_python_table_rolls_a_week_and_scores_with_a_pandas_udf(
     sql: SELECT * FROM src
 """, source=source)
     # The shipped module, its database renamed so the demo's own tables are left alone.
-    project = load_project(pipelines, transforms=PACKAGE_DIR / "transforms",
-                           rename_database=lambda _: "t_py_demo")
+    shutil.copy(PACKAGE_DIR / "defs" / "sales" / "transforms.py", pipelines / "domain")
+    project = load_project(pipelines, rename_database=lambda _: "t_py_demo")
     assert materialize_project(project, settings, instance, selection=["clean_orders"]).success
     result = materialize_project(project, settings, instance,
                                  selection=["customer_rolling_spend"], partition_key="2026-03-08")
@@ -474,7 +475,7 @@ def customer_scores(src: DataFrame) -> DataFrame:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))}
     env |= {"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home), "NO_COLOR": "1",
-            "ETL_ASSETS_PIPELINES": str(pipelines)}
+            "ETL_ASSETS_DEFS": str(pipelines)}
     done = subprocess.run([str(DAGSTER), "definitions", "validate", "-m",
                            "etl_assets.definitions"], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=300, check=False)

@@ -320,7 +320,7 @@ def test_runtime_unknown_column_fails_the_load_and_keeps_the_table(
     with pytest.raises(LoadError) as caught:
         load_table(spark, bad, bad.tables["kept"], "run-bad")
     message = str(caught.value)
-    for words in ("domain.yaml", "table 'kept'", "quality rule #1 'range_amuont'",
+    for words in ("domain/defs.yaml", "table 'kept'", "quality rule #1 'range_amuont'",
                   "field 'range.column'", "column 'amuont' is not in"):
         assert words in message, message
     assert spark.table("t_q_bad.kept").count() == 8

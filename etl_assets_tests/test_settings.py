@@ -43,7 +43,7 @@ def test_etl_env_renames_databases_and_adds_spark_settings(tmp_path: Path) -> No
     settings = load_settings({"ETL_ASSETS_HOME": str(tmp_path), "ETL_ENV": "staging"})
     assert settings.log_db == "etl_log_staging"
     assert spark_config(settings)["spark.sql.shuffle.partitions"] == "16"
-    project = load_project(settings.pipelines_dir,
+    project = load_project(settings.defs_dir,
                            rename_database=settings.environment.database)
     assert {t.database for t in project.tables.values()} == {"etl_demo_staging"}
     dev = load_settings({"ETL_ASSETS_HOME": str(tmp_path)})

@@ -19,8 +19,15 @@ from pathlib import Path
 
 import pytest
 
-from etl_assets.core.settings import DEFAULT_PIPELINES
-from etl_assets.core.specs import Project, SpecError, load_project, sql_tables
+from etl_assets.core.settings import DEFAULT_DEFS
+from etl_assets.core.specs import (
+    DEFS_FILE,
+    Project,
+    SpecError,
+    domain_document,
+    load_project,
+    sql_tables,
+)
 
 DEMO_TABLES = [
     "clean_orders",
@@ -32,20 +39,20 @@ DEMO_TABLES = [
     "daily_sales",
     "customers_dim",
     "landed_order_totals",
-    "customer_rolling_spend",  # a Python table, etl_assets/transforms/sales.py
+    "customer_rolling_spend",  # a Python table, etl_assets/defs/sales/transforms.py
     "spend_bands",
 ]
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"  # the venv's, beside its python
 
 
 def write_files(folder: Path, files: dict[str, str]) -> dict[str, Path]:
-    """Write spec files (name -> YAML text, dedented) into a folder; return their paths."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write domains (file name -> spec YAML, dedented) into a defs folder, each as
+    `<stem>/defs.yaml`; return their paths by the given names."""
     paths = {}
     for name, text in files.items():
-        path = folder / name
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-        paths[name] = path
+        path = paths[name] = folder / Path(name).stem / DEFS_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(domain_document(textwrap.dedent(text).lstrip("\n")), encoding="utf-8")
     return paths
 
 
@@ -55,7 +62,7 @@ def write_files(folder: Path, files: dict[str, str]) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def demo() -> Project:
     """The shipped specs, loaded without Spark."""
-    return load_project(DEFAULT_PIPELINES)
+    return load_project(DEFAULT_DEFS)
 
 
 def test_demo_has_eleven_tables_and_four_sources(demo: Project) -> None:
@@ -65,8 +72,8 @@ def test_demo_has_eleven_tables_and_four_sources(demo: Project) -> None:
     assert demo.tables["customers_dim"].incremental_input == "customers"
     assert {table.domain for table in demo.tables.values()} == {"sales"}
     files = {name: table.file.name for name, table in demo.tables.items()}
-    assert files.pop("customer_rolling_spend") == "sales.py"
-    assert set(files.values()) == {"sales.yaml"}
+    assert files.pop("customer_rolling_spend") == "transforms.py"
+    assert set(files.values()) == {DEFS_FILE}
     # `make demo` loads the partitioned tables in its --partition-range run, by this tag.
     assert {n for n, t in demo.tables.items() if t.spec.tags.get("cadence") == "daily"} == {
         n for n, t in demo.tables.items() if t.spec.partitions}
@@ -196,19 +203,20 @@ def test_sql_tables_rejects_bad_sql(sql: str, words: list[str]) -> None:
 
 
 def _demo_copy(folder: Path, old: str = "", new: str = "") -> Project:
-    text = (DEFAULT_PIPELINES / "sales.yaml").read_text(encoding="utf-8")
+    """The demo domain (its defs.yaml and Python tables) copied, with `old` replaced."""
+    shutil.copytree(DEFAULT_DEFS / "sales", folder / "sales",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    spec = folder / "sales" / DEFS_FILE
+    text = spec.read_text(encoding="utf-8")
     if old:
         assert text.count(old) == 1, old
         text = text.replace(old, new)
-    (folder / "sales.yaml").write_text(text, encoding="utf-8")
-    transforms = folder / "transforms"  # the demo's Python tables, copied too
-    shutil.copytree(DEFAULT_PIPELINES.parent / "transforms", transforms,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    return load_project(folder, transforms=transforms)
+    spec.write_text(text, encoding="utf-8")
+    return load_project(folder)
 
 
 def test_code_version_is_stable_across_loads(demo: Project, tmp_path: Path) -> None:
-    again = load_project(DEFAULT_PIPELINES)
+    again = load_project(DEFAULT_DEFS)
     copied = _demo_copy(tmp_path)
     for name in DEMO_TABLES:
         version = demo.tables[name].code_version
@@ -227,19 +235,19 @@ def test_code_version_is_stable_across_loads(demo: Project, tmp_path: Path) -> N
             id="sql",
         ),
         pytest.param(
-            "      FROM clean_orders\n      GROUP BY category_code",
-            "      FROM clean_orders\n      GROUP BY category_code\n    coalesce: 2",
+            "        FROM clean_orders\n        GROUP BY category_code",
+            "        FROM clean_orders\n        GROUP BY category_code\n      coalesce: 2",
             id="coalesce",
         ),
         pytest.param(
-            "  - name: category_totals\n",
-            "  - name: category_totals\n    description: Totals per category.\n",
+            "    - name: category_totals\n",
+            "    - name: category_totals\n      description: Totals per category.\n",
             id="description",
         ),
         pytest.param(
-            "      FROM clean_orders\n      GROUP BY category_code",
-            "      FROM clean_orders\n      GROUP BY category_code\n"
-            "    metrics:\n      categorical: [category_code]",
+            "        FROM clean_orders\n        GROUP BY category_code",
+            "        FROM clean_orders\n        GROUP BY category_code\n"
+            "      metrics:\n        categorical: [category_code]",
             id="metrics",
         ),
     ],
@@ -373,7 +381,7 @@ MALFORMED = [
             "second.yaml": "tables:\n" + textwrap.indent(CLEAN, "  "),
         },
         "second.yaml",
-        ["first.yaml", "table 'clean'", "field 'name'", "already defined"],
+        ["first/defs.yaml", "table 'clean'", "field 'name'", "already defined"],
         id="duplicate-table-across-files",
     ),
     pytest.param(
@@ -460,13 +468,13 @@ MALFORMED = [
     pytest.param(
         {"domain.yaml": "tables:\n  - name: clean\n    inputs: [orders\n    sql: SELECT 1\n"},
         "domain.yaml",
-        ["YAML syntax error", "line 4"],
+        ["YAML syntax error", "line 6"],  # of defs.yaml: the spec starts at line 3
         id="yaml-syntax-error",
     ),
     pytest.param(
         {"domain.yaml": "tables:\n  - name: clean\n    inputs: [orders]\n\tsql: SELECT 1\n"},
         "domain.yaml",
-        ["YAML syntax error", "line 4, column 1", "'\\t'"],
+        ["YAML syntax error", "line 6, column 3", "'\\t'"],
         id="yaml-tab-indent",
     ),
     pytest.param(
@@ -502,13 +510,13 @@ MALFORMED = [
     pytest.param(
         {"domain.yaml": "- name: clean\n- name: other\n"},
         "domain.yaml",
-        ["expected a mapping with 'tables:' at the top level", "got a list"],
+        ["field 'attributes'", "expected a mapping with 'tables:'", "got a list"],
         id="top-level-list",
     ),
     pytest.param(
         {"domain.yaml": "# nothing here yet\n"},
         "domain.yaml",
-        ["expected a mapping with 'tables:' at the top level", "the file is empty"],
+        ["field 'attributes'", "expected a mapping with 'tables:'", "got none"],
         id="empty-file",
     ),
     pytest.param(
@@ -635,7 +643,7 @@ def test_several_problems_in_one_table_are_each_listed(tmp_path: Path) -> None:
 
 
 def test_empty_folder_fails(tmp_path: Path) -> None:
-    with pytest.raises(SpecError, match="no \\*.yaml table specs found"):
+    with pytest.raises(SpecError, match="no <domain>/defs.yaml of type"):
         load_project(tmp_path)
 
 
@@ -653,7 +661,7 @@ def test_source_paths_resolve_against_the_spec_folder(tmp_path: Path) -> None:
     write_files(tmp_path / "pipelines", one_table(CLEAN))
     project = load_project(tmp_path / "pipelines")
     assert project.sources["orders"].resolved_path == str(
-        (tmp_path / "pipelines" / "data" / "orders.csv").resolve()
+        (tmp_path / "pipelines" / "domain" / "data" / "orders.csv").resolve()
     )
     assert project.tables["clean"].qualified_name == "etl_demo.clean"
     assert project.tables["clean"].domain == "domain"
@@ -677,7 +685,7 @@ def _validate(tmp_path: Path, pipelines: Path | None) -> subprocess.CompletedPro
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))}
     env |= {"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home), "NO_COLOR": "1"}
     if pipelines is not None:
-        env["ETL_ASSETS_PIPELINES"] = str(pipelines)
+        env["ETL_ASSETS_DEFS"] = str(pipelines)
     return subprocess.run(
         [str(DAGSTER), "definitions", "validate", "-m", "etl_assets.definitions"],
         cwd=tmp_path,
@@ -708,7 +716,7 @@ def test_dagster_validate_passes_for_the_shipped_specs(tmp_path: Path) -> None:
 
 
 def test_source_path_takes_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = Path(__file__).resolve().parent.parent / "etl_assets" / "pipelines"
+    folder = DEFAULT_DEFS
     default = load_project(folder).sources["raw_orders"].resolved_path
     assert default.endswith("sample_data/raw_orders.csv")
     monkeypatch.setenv("ETL_ASSETS_DEMO_ORDERS", "raw_orders_shrunk.csv")

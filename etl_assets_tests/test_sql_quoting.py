@@ -21,7 +21,13 @@ from sqlglot import exp
 
 from etl_assets.core import sql_quoting as S
 from etl_assets.core.settings import load_environment, load_settings
-from etl_assets.core.specs import SpecError, load_project, render_template
+from etl_assets.core.specs import (
+    DEFS_FILE,
+    SpecError,
+    domain_document,
+    load_project,
+    render_template,
+)
 
 HOSTILE = [
     "we`ird",
@@ -117,7 +123,9 @@ def test_template_values_cannot_close_the_specs_quotes() -> None:
 
 
 def _load(tmp_path: Path, text: str) -> None:
-    (tmp_path / "domain.yaml").write_text(textwrap.dedent(text), encoding="utf-8")
+    spec = tmp_path / "domain" / DEFS_FILE
+    spec.parent.mkdir(exist_ok=True)
+    spec.write_text(domain_document(textwrap.dedent(text)), encoding="utf-8")
     load_project(tmp_path)
 
 
@@ -155,7 +163,7 @@ def test_hostile_names_are_refused_naming_file_table_and_field(
     with pytest.raises(SpecError) as caught:
         _load(tmp_path, text)
     message = str(caught.value)
-    assert message.startswith(f"{tmp_path / 'domain.yaml'}:"), message
+    assert message.startswith(f"{tmp_path / 'domain' / DEFS_FILE}:"), message
     for word in words:
         assert word in message, f"{word!r} not in: {message}"
 

@@ -119,7 +119,7 @@ def import_module_file(path: Path) -> dict[str, Any]:
         ModuleImportError: The file raised (a syntax error, a failed import, ...), with the
             line of the file where it happened.
     """
-    name = f"{MODULE_PREFIX}.{path.stem}"
+    name = f"{MODULE_PREFIX}.{path.parent.name}.{path.stem}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ModuleImportError(f"{path}: not a Python module")

@@ -27,9 +27,8 @@ Every environment variable the project reads is read here, so the rest of the co
   that `etl-assets cluster up` starts.
 - `ETL_ASSETS_WAREHOUSE_DIR`: the Spark SQL warehouse (default `<home>/warehouse`).
 - `ETL_ASSETS_LOG_DB`: the Hive database of the log tables (default `etl_log`).
-- `ETL_ASSETS_PIPELINES`: folder of table specs (default: the package's `pipelines/`).
-- `ETL_ASSETS_TRANSFORMS`: folder of Python table modules (`*.py` with `@table` functions;
-  default: `transforms/` beside the pipelines folder, so the package's `transforms/`).
+- `ETL_ASSETS_DEFS`: a defs folder to load instead of the package's `etl_assets/defs/`
+  (`<domain>/defs.yaml` and its Python table modules, the layout `dg` uses).
 - `ETL_ASSETS_SHUFFLE_PARTITIONS`: `spark.sql.shuffle.partitions` (default 4, for 2 cores).
 - `ETL_ENV`: `dev` (default), `staging` or `prod`, from `environments.yaml` (or the file
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
@@ -51,7 +50,7 @@ import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_HOME = PACKAGE_DIR.parent / ".etl_home"
-DEFAULT_PIPELINES = PACKAGE_DIR / "pipelines"
+DEFAULT_DEFS = PACKAGE_DIR / "defs"
 PROFILES = ("embedded", "cluster")
 CLUSTER_ENV_FILE = "cluster.env"
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
@@ -177,7 +176,7 @@ class Settings:
     metastore_uri: str | None
     warehouse_dir: str
     log_db: str
-    pipelines_dir: Path
+    defs_dir: Path  # the defs folder: <domain>/defs.yaml and Python table modules
     shuffle_partitions: int
     environment: Environment = field(default_factory=Environment)
     metastore_jdbc_url: str | None = None
@@ -192,7 +191,6 @@ class Settings:
     worker_memory: str = "8g"
     thrift_port: int = 10000
     metastore_lock_timeout_s: float | None = None
-    transforms_dir: Path | None = None  # None: `transforms/` beside pipelines_dir
     held_retention_days: float = 7.0  # a held load not published or discarded is then removed
 
     @property
@@ -237,7 +235,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if not _NAME_PART.match(log_db):
         raise ValueError(f"ETL_ASSETS_LOG_DB={log_db!r} may hold only letters, digits and _ "
                          "(it names a Hive database)")
-    pipelines = Path(env.get("ETL_ASSETS_PIPELINES") or DEFAULT_PIPELINES).resolve()
+    defs = Path(env.get("ETL_ASSETS_DEFS") or DEFAULT_DEFS).resolve()
     return Settings(
         home=home,
         profile=profile,
@@ -245,9 +243,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         metastore_uri=env.get("ETL_ASSETS_METASTORE_URI") or None,
         warehouse_dir=env.get("ETL_ASSETS_WAREHOUSE_DIR") or str(home / "warehouse"),
         log_db=environment.database(log_db),
-        pipelines_dir=pipelines,
-        transforms_dir=Path(env.get("ETL_ASSETS_TRANSFORMS") or pipelines.parent / "transforms"
-                            ).resolve(),
+        defs_dir=defs,
         shuffle_partitions=shuffle,
         environment=environment,
         metastore_jdbc_url=env.get("ETL_ASSETS_METASTORE_JDBC_URL") or None,

@@ -1,6 +1,7 @@
-"""Table specs: pydantic models for `pipelines/*.yaml` and a loader with precise errors.
+"""Table specs: pydantic models for the domains of the defs folder and a loader with precise
+errors.
 
-One YAML file per domain. A bad spec fails here, at definitions load time, with one message
+One `HiveTables` component per domain (`etl_assets/defs/<domain>/defs.yaml`). A bad spec fails here, at definitions load time, with one message
 naming the file, the table (or source) and the field, never later in a run.
 """
 
@@ -10,6 +11,7 @@ import difflib
 import hashlib
 import os
 import re
+import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -62,28 +64,51 @@ def _check_columns(values: list[str]) -> list[str]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # use_attribute_docstrings: the string under a field is its `description` in the JSON
+    # schema, which editors show for completion and hover help (pydantic >= 2.7).
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class SourceSpec(_Strict):
     """A source: files read with Spark (`path` + `format`) or an existing Hive table."""
 
     format: Literal["csv", "parquet", "json", "orc", "table"] = "csv"
+    """How to read it: a Spark file format (`csv`, the default, `parquet`, `json`, `orc`), or
+    `table` for an existing Hive table named in `table`."""
     path: str | None = None
+    """The files to read (required unless format is `table`): relative to this YAML file; may be
+    a glob and use `${VAR}` or `${VAR:-default}` from the environment."""
     table: str | None = None
+    """The existing Hive table to read, `database.table`: required with format `table`, refused
+    with any other format."""
     options: dict[str, str | bool | int | float] = Field(default_factory=dict)
+    """Spark reader options for the files, passed as text (`{header: true}` for a CSV with a
+    header row); default none. Not used for format `table`."""
     schema_ddl: str | None = Field(default=None, alias="schema")
+    """Spark DDL schema of the files (`order_id INT, amount DECIMAL(12,2)`); unset: Spark's own
+    (a CSV's columns all text unless `inferSchema`). A `relationship` to it is checked at load."""
     description: str | None = None
+    """Shown on the source's asset in the Dagster catalog; default: its format and path (or
+    table)."""
     sensor: bool = False
+    """`true` (file sources): a `<source>_arrivals` sensor, on by default, runs the unpartitioned
+    tables downstream whenever files matching `path` are new or changed. Default false."""
     sensor_interval_s: int = Field(default=30, ge=5, le=86_400)
+    """Seconds between two looks of the arrival sensor for new files (default 30, 5 to 86,400)."""
 
 
 class MetricsSpec(_Strict):
     """Which metrics a table records beyond row count, null counts and date ranges."""
 
     sum: list[str] | None = None
+    """Numeric columns whose sum is recorded (`sum/<column>`) and judged by `sums_anomaly`;
+    unset (the default): every numeric column; `[]`: none."""
     categorical: list[str] = Field(default_factory=list)
+    """Columns whose distinct values are recorded and watched by the `category_change` check
+    (which exists only when this names a column); default none."""
     category_cap: int = Field(default=100, ge=1, le=10_000)
+    """Most distinct values listed per categorical column (default 100, 1 to 10,000); beyond it
+    the set is judged by its hash and its count only."""
 
     _columns_sum = field_validator("sum")(lambda v: None if v is None else _check_columns(v))
     _columns_cat = field_validator("categorical")(_check_columns)
@@ -97,11 +122,21 @@ class PartitionsSpec(_Strict):
     """
 
     type: Literal["daily", "monthly"] = "daily"
+    """The period of one partition: `daily` (the default) or `monthly`."""
     start: date
+    """The first partition's date (`YYYY-MM-DD`); required. No partition exists before it."""
     column: str
+    """The output column holding each row's period start date, which is the Hive partition
+    column; required. Rows outside the run's periods are dropped."""
     end_offset: int = Field(default=0, ge=0, le=365)
+    """Partitions past the last complete period (Dagster's `end_offset`, 0 to 365): 0, the
+    default, ends a daily table at yesterday; 1 adds today's, still open."""
     timezone: str = "UTC"
+    """The IANA time zone in which periods start and end (default `UTC`); a partitioned table's
+    schedule fires in it too."""
     input_windows: dict[str, int] = Field(default_factory=dict)
+    """Input -> periods (at least 1): each partition reads that many partitions of a partitioned
+    input, ending at its own (`{daily_orders: 7}`); default: partition to partition."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -158,9 +193,17 @@ class IncrementalSpec(_Strict):
     """
 
     column: str
+    """The watermark column, in the incremental input and in the table's output: only rows above
+    its highest loaded value are read (rows where it is null are skipped); required."""
     input: str | None = None
+    """The input read incrementally; default: the one source input, or the one input when none
+    is a source (name it when that is ambiguous)."""
     lookback: int | str | None = None
+    """Re-read rows this far below the watermark, for late rows: `"2 days"` for a date or
+    timestamp column, a whole number for a numeric one; not with `append`, `delete_insert`."""
     count_skipped: bool = True
+    """Count the rows the filter drops (`rows_skipped`, judged by `rows_skipped_jump`); default
+    true. `false` lets the watermark prune the input's files (a large input that only grows)."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -181,17 +224,29 @@ class RetriesSpec(_Strict):
     """Retries of a failed load, as Dagster's `RetryPolicy`."""
 
     max: int = Field(ge=0, le=20)
+    """How many times a failed load is retried, 0 to 20; required. 0: never."""
     delay_s: float = Field(default=0, ge=0, le=86_400)
+    """Seconds to wait before a retry (default 0: at once; at most 86,400)."""
     backoff: Literal["linear", "exponential"] | None = None
+    """How the delay grows with each retry: `linear` or `exponential`; unset: the same delay
+    every time."""
     jitter: bool = False
+    """`true`: each delay is made randomly longer or shorter, so retries do not fire in step;
+    default false."""
 
 
 class ScheduleSpec(_Strict):
     """When a table (or a whole domain) loads: a cron expression in a time zone."""
 
     cron: str
+    """A five-field cron expression (minute hour day month weekday), e.g. `"0 6 * * *"`;
+    required. A partitioned table's schedule takes only `M H * * *`."""
     timezone: str = "UTC"
+    """The IANA time zone the cron is read in (default `UTC`). A partitioned table's schedule
+    fires in `partitions.timezone`: left unset it takes that zone, another is refused."""
     running: bool = False
+    """`true`: the schedule starts running; default false, stopped until turned on in the UI's
+    Automation page."""
 
     @field_validator("cron")
     @classmethod
@@ -221,7 +276,11 @@ class FreshnessSpec(_Strict):
     """How fresh the table must be: materialized within `max_age` (warn after `warn_after`)."""
 
     max_age: str
+    """How long after its last materialization the table is marked stale (failed): `90s`,
+    `30m`, `26h` or `2d`; required."""
     warn_after: str | None = None
+    """The age at which it is marked with a warning first: same form, shorter than `max_age`;
+    unset: no warning stage."""
 
     @model_validator(mode="after")
     def _durations(self) -> FreshnessSpec:
@@ -242,20 +301,47 @@ class AnomalyCheckSpec(_Strict):
     """
 
     enabled: bool | None = None
+    """`false` turns the check off (under `checks.columns`: that column's sum); unset:
+    inherited, on by default."""
     severity: Severity | None = None
+    """`WARN` or `ERROR`, how a failure is reported; unset: inherited, `WARN` by default."""
     blocking: bool | None = None
+    """`true` (ERROR only): the staged load is judged before the switch and a failure holds it
+    back, skipping the downstream tables; unset: inherited, false by default."""
     rule: Literal["auto", "relative_change", "mad", "zscore", "bounds"] | None = None
+    """The anomaly rule: `auto` (the default, adapts to the series), `relative_change`, `mad`,
+    `zscore`, or `bounds` (only `min` and `max`, no history); unset: inherited."""
     max_change: float | None = Field(default=None, gt=0)
+    """Relative change as a fraction of the baseline (0.3 = 30% up or down): the band of
+    `relative_change` (0.5 when unset), the narrowest band of `auto` (0.1 when unset)."""
     window: int | None = Field(default=None, ge=1, le=1000)
+    """How many of the most recent usable earlier loads form the baseline (default 30, 1 to
+    1,000); with a weekly season, loads on the same weekday."""
     min_history: int | None = Field(default=None, ge=1, le=1000)
+    """With fewer usable earlier loads than this the check passes, saying `insufficient
+    history` (default 5; at most `window`)."""
     mad_threshold: float | None = Field(default=None, gt=0)
+    """Allowed distance from the median in robust sigmas, for `mad` and `auto`, and the cut-off
+    for dropping outliers from the baseline (default 3.5)."""
     z_threshold: float | None = Field(default=None, gt=0)
+    """Allowed distance from the mean in standard deviations, for `zscore` (default 3)."""
     min: float | None = None
+    """Absolute lower bound in the metric's unit (rows, the column's sum, a 0-1 null fraction),
+    checked by every rule, even without history; unset: none."""
     max: float | None = None
+    """Absolute upper bound in the metric's unit, checked like `min`; unset: none."""
     abs_floor: float | None = Field(default=None, ge=0)
+    """Changes smaller than this, in the metric's unit, are never flagged (default 10, so 5 -> 8
+    rows passes; 0.01 for null fractions)."""
     weekday_seasonality: bool | None = None
+    """Judge against the same weekday only: `true` always, `false` never; unset: only when a
+    weekly pattern is found in daily history."""
     level_shift_runs: int | None = Field(default=None, ge=1, le=100)
+    """A new level held by this many consecutive loads becomes the baseline (default 5, 1 to
+    100)."""
     zero_is_anomaly: bool | None = None
+    """Flag a zero when the baseline is non-zero and none of its loads was zero (default true;
+    false for null fractions, where zero is good)."""
 
     def merged(self, base: AnomalyCheckSpec) -> AnomalyCheckSpec:
         """This spec with unset fields taken from `base`."""
@@ -267,8 +353,12 @@ class ChangeCheckSpec(_Strict):
     """A `schema_change` or `category_change` check."""
 
     enabled: bool = True
+    """`false` turns the check off; default on."""
     severity: Severity = "WARN"
+    """`WARN` (the default) or `ERROR`, how a failure is reported."""
     blocking: bool = False
+    """`true` (ERROR only): the staged load is judged before the switch and a failure holds it
+    back, skipping the downstream tables; default false."""
 
 
 class SkippedRowsCheckSpec(ChangeCheckSpec):
@@ -281,7 +371,10 @@ class SkippedRowsCheckSpec(ChangeCheckSpec):
     """
 
     max_increase: float = Field(default=0.5, ge=0)
+    """Allowed growth of `rows_skipped` over the highest of the last `window` loads, as a
+    fraction (default 0.5 = 50%); after loads that skipped none, any skipped row is flagged."""
     window: int = Field(default=10, ge=1, le=1000)
+    """How many earlier loads form that baseline (default 10, 1 to 1,000)."""
 
 
 class ChecksSpec(_Strict):
@@ -297,13 +390,27 @@ class ChecksSpec(_Strict):
     """
 
     defaults: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    """Settings for every anomaly check of the table (`row_count`, `sums`, `nulls`, `columns`);
+    a check's own fields win."""
     row_count: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    """The `row_count_anomaly` check: the load's row count (`dagster/row_count`) against its
+    history."""
     sums: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    """The `sums_anomaly` check: every summed column's `sum/<column>` against its history."""
     nulls: AnomalyCheckSpec = Field(default_factory=AnomalyCheckSpec)
+    """The `null_fraction_anomaly` check: each column's null fraction (0-1) against its history;
+    its `abs_floor` (0.01) and `zero_is_anomaly` (false) come from here only, not `defaults`."""
     columns: dict[str, AnomalyCheckSpec] = Field(default_factory=dict)
+    """Summed column -> overrides of `sums` for that column (`{discount: {enabled: false}}`);
+    default none."""
     schema_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
+    """The `schema_change` check: columns added, removed or retyped since the previous load."""
     category_change: ChangeCheckSpec = Field(default_factory=ChangeCheckSpec)
+    """The `category_change` check: new or vanished values of the `metrics.categorical` columns
+    (no check when none is listed)."""
     rows_skipped: SkippedRowsCheckSpec = Field(default_factory=SkippedRowsCheckSpec)
+    """The `rows_skipped_jump` check of an incremental table (unless `count_skipped: false`):
+    a jump in the rows the watermark filter skipped."""
 
     @model_validator(mode="after")
     def _blocking_needs_error(self) -> ChecksSpec:
@@ -343,7 +450,9 @@ class AcceptedValuesRule(_Strict):
     """`accepted_values`: every non-null value of `column` is one of `values`."""
 
     column: str
+    """The column judged."""
     values: list[bool | int | float | str] = Field(min_length=1)
+    """The allowed values, at least one; nulls pass, NaN does not."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -352,8 +461,12 @@ class RangeRule(_Strict):
     """`range`: non-null values of `column` lie in `[min, max]` (inclusive, either optional)."""
 
     column: str
+    """The column judged; nulls pass, NaN counts as outside the range."""
     min: RuleValue | None = None
+    """Lowest allowed value, inclusive: a number, date or timestamp of the column's type; unset:
+    no lower bound (give `min`, `max` or both)."""
     max: RuleValue | None = None
+    """Highest allowed value, inclusive, like `min`; unset: no upper bound."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -365,7 +478,10 @@ class PatternRule(_Strict):
     syntax; anchor with `^...$` to match the whole value)."""
 
     column: str
+    """The column judged, read as text; nulls pass."""
     regex: str
+    """A Java regular expression the value must contain a match of; anchor it with `^...$` to
+    match the whole value."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -383,7 +499,10 @@ class RowCountRule(_Strict):
     """`row_count`: the load wrote between `min` and `max` rows (inclusive)."""
 
     min: int | None = Field(default=None, ge=0)
+    """Fewest rows the load may write, inclusive; unset: no lower bound (give `min`, `max` or
+    both)."""
     max: int | None = Field(default=None, ge=0)
+    """Most rows the load may write, inclusive; unset: no upper bound."""
 
     _bounds = model_validator(mode="after")(lambda self: _check_bounds(self, "row_count"))
 
@@ -392,7 +511,11 @@ class FreshnessRule(_Strict):
     """`freshness`: the newest value of a date/timestamp `column` is at most `max_age` old."""
 
     column: str
+    """The date or timestamp column whose newest value is judged; an empty table, or a column
+    of nulls only, fails."""
     max_age: str
+    """How old the newest value may be when the table loads: `90s`, `30m`, `26h` or `2d` (a
+    date counts from its midnight UTC)."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -407,7 +530,10 @@ class RelationshipRule(_Strict):
     """`relationship`: every non-null `column` value exists in `to` (`table.column`)."""
 
     column: str
+    """This table's column whose every non-null value must exist in `to`."""
     to: str
+    """The referenced column, `<table>.<column>` of a table or source of the project (a project
+    table is then loaded first)."""
 
     _column = field_validator("column")(lambda v: _check_columns([v])[0])
 
@@ -437,21 +563,44 @@ class QualityRuleSpec(_Strict):
     """
 
     name: str | None = None
+    """The asset check's name (letters, digits, `_`); default: the kind and its columns
+    (`not_null_order_id`), or `sql_<n>` for an `sql` rule at position n."""
     description: str | None = None
+    """Shown on the check in the UI; default: the rule as written and its severity."""
     severity: Severity = "WARN"
+    """`WARN` (the default) or `ERROR`; a failed WARN rule, or a non-blocking ERROR one, leaves
+    the run successful."""
     blocking: bool = False
+    """`true` (ERROR only): the staged load is judged before the switch and a failure holds it
+    back, skipping the downstream tables; default false."""
     on_fail: Literal["report", "quarantine"] = "report"
+    """`report` (the default): only the check fails; `quarantine` (row-level kinds): offending
+    rows go to `<table>__rejected` and the rest load."""
     max_null_fraction: float | None = Field(default=None, ge=0, le=1)
+    """`not_null` only: the fraction of rows (0-1) allowed to hold a null; default 0."""
     max_invalid_fraction: float | None = Field(default=None, ge=0, le=1)
+    """All kinds but `not_null`, `row_count` and `freshness`: the fraction of judged rows (0-1)
+    allowed to offend; default 0."""
     not_null: list[str] | None = Field(default=None, min_length=1)
+    """Rule kind: these columns (at least one) hold no null, nor NaN in a float column."""
     unique: list[str] | None = Field(default=None, min_length=1)
+    """Rule kind: no two rows share a value of these columns (several: a composite key); rows
+    with a null key part are not judged."""
     accepted_values: AcceptedValuesRule | None = None
+    """Rule kind: every non-null value of `column` is one of `values`."""
     range: RangeRule | None = None
+    """Rule kind: non-null values of `column` lie between `min` and `max`, inclusive."""
     pattern: PatternRule | None = None
+    """Rule kind: non-null values of `column` contain a match of `regex`."""
     row_count: RowCountRule | None = None
+    """Rule kind: the load wrote between `min` and `max` rows."""
     freshness: FreshnessRule | None = None
+    """Rule kind: the newest value of `column` is at most `max_age` old."""
     relationship: RelationshipRule | None = None
+    """Rule kind: every non-null value of `column` exists in the column `to`."""
     sql: str | None = None
+    """Rule kind: a Spark SQL query reading the table as `{table}` that returns the offending
+    rows (`SELECT * FROM {table} WHERE ...`); it fails when any row comes back."""
 
     _not_null = field_validator("not_null")(lambda v: None if v is None else _check_columns(v))
     _unique = field_validator("unique")(lambda v: None if v is None else _check_columns(v))
@@ -547,37 +696,80 @@ class TableSpec(_Strict):
     """
 
     name: str
+    """The Hive table's name and the Dagster asset key: a plain identifier, unique across all
+    files, tables and sources."""
     sql: str | None = None
+    """A YAML table's rows: one Spark SQL SELECT over its inputs (required there); a Python
+    table has none, its function returns the rows."""
     inputs: list[str] = Field(default_factory=list)
+    """The sources and tables this table reads, by name: its upstream in the dependency graph.
+    Its sql may read only these; default none."""
     description: str | None = None
+    """Shown on the asset in the Dagster catalog; default `Hive table <database>.<name>`."""
     columns: dict[str, str] = Field(default_factory=dict)
     """Column name -> description, shown in the catalog's column table."""
     owners: list[str] = Field(default_factory=list)
+    """The asset's owners in Dagster: e-mail addresses or `team:<name>`; default none."""
     group: str | None = None
+    """The asset's group in Dagster; default: the domain."""
     tags: dict[str, str] = Field(default_factory=dict)
+    """Dagster tags on the asset (`{tier: gold}`): letters, digits, `_ - .`, at most 63, a key
+    with an optional `namespace/` in front; default none."""
     broadcast: list[str] = Field(default_factory=list)
+    """Inputs to broadcast in joins (small lookups sent whole to every executor); each one of
+    `inputs`. Default none."""
     cache: bool = False
+    """`true`: keep the written table in Spark's cache for later steps in the same session;
+    default false."""
     repartition: PositiveInt | None = None
+    """Shuffle the new rows into this many Spark partitions before the write (about as many
+    files per partition written); not with `coalesce`. Unset: as the query makes them."""
     coalesce: PositiveInt | None = None
+    """Merge the new rows into at most this many Spark partitions, without a shuffle (fewer,
+    larger files); not with `repartition`. Unset: as the query makes them."""
     partition_by: list[str] = Field(default_factory=list)
+    """Hive partition columns (one partition per value), in the output; not with `partitions`.
+    Default none."""
     write_mode: Literal["overwrite", "append", "insert_overwrite", "delete_insert", "merge"] = (
         "overwrite"
     )
+    """How a load changes the table: `overwrite` (the default, all rows), `append`,
+    `insert_overwrite` (the partitions written), `delete_insert`, `merge` (upsert)."""
     target_condition: str | None = None
+    """`delete_insert` only, and required there: a Spark SQL condition on the rows to delete
+    before the insert (`base_dt = '{run_date}'`)."""
     merge_keys: list[str] = Field(default_factory=list)
+    """`merge` only, and required there: the key columns; rows of the table whose key is among
+    the new rows' keys are replaced."""
     partitions: PartitionsSpec | None = None
+    """Daily or monthly time partitions: a partitioned Dagster asset, one Hive partition per
+    period; not with `partition_by`. Unset: none."""
     incremental: IncrementalSpec | None = None
+    """Read only the input rows past the watermark of the last successful load; unset: every
+    load reads all rows."""
     retries: RetriesSpec | None = None
+    """Retries of a failed load (Dagster's `RetryPolicy`); unset: none."""
     schedule: ScheduleSpec | None = None
+    """The table's own schedule, which takes it out of the domain's; unset: the domain's
+    schedule, if any."""
     freshness: FreshnessSpec | None = None
+    """How recently the table must have been materialized (Dagster's freshness policy); unset:
+    no policy."""
     auto_materialize: bool = False
+    """`true`: Dagster's automation materializes the table whenever an input is updated;
+    default false."""
     metrics: MetricsSpec = Field(default_factory=MetricsSpec)
+    """Which column sums and category sets are recorded besides row count, null counts and date
+    ranges; default: every numeric column's sum, no categories."""
     checks: ChecksSpec = Field(default_factory=ChecksSpec)
+    """Tuning of the anomaly and change checks, all on by default without it."""
     quality: list[QualityRuleSpec] = Field(default_factory=list)
-    # A Python table's column lineage, `{"out_col": ["input.col", ...]}` (a SQL table's is
-    # read from its sql). Left out of the dump, so of `code_version`: it describes the rows,
-    # it does not change them (a Python table's source, decorator included, versions it).
+    """Data-quality rules, each an asset check on the table; default none."""
+    # Left out of the dump, so of `code_version`: it describes the rows, it does not change
+    # them (a Python table's source, decorator included, versions it).
     column_lineage: dict[str, list[str]] = Field(default_factory=dict, exclude=True)
+    """A Python table's column lineage, `{"out_col": ["input.col", ...]}`; a SQL table must
+    not set it (its lineage is read from its sql). Default none."""
 
     _name = field_validator("name")(lambda v: _check_identifier(v, "table name"))
     _partition_by = field_validator("partition_by")(_check_columns)
@@ -643,17 +835,30 @@ class SqlTableSpec(TableSpec):
     """A table of a YAML file: its rows are its `sql` (required)."""
 
     sql: str
+    """The rows: one Spark SQL SELECT reading only `inputs`, by name; required. Placeholders
+    such as `'{partition_start}'`, `'{partition_end}'`, `'{watermark}'` go inside quotes."""
 
 
 class DomainSpec(_Strict):
-    """The contents of one `pipelines/<domain>.yaml` file."""
+    """The attributes of one `HiveTables` component: `defs/<domain>/defs.yaml`."""
 
     domain: str | None = None
+    """The domain's name: its tables' default Dagster group; default: the folder's name (the
+    Python table modules beside defs.yaml join it)."""
     database: str = "etl_demo"
+    """The Hive database of this domain's tables (default `etl_demo`), a plain identifier; the
+    environment may add a prefix or suffix (`etl_demo_staging`)."""
     description: str | None = None
+    """What the domain holds, for readers of the file."""
     schedule: ScheduleSpec | None = None
+    """A schedule for the domain: one run of its unpartitioned tables, and one per partitioned
+    table (the just-closed partition); tables with their own schedule are left out."""
     sources: dict[str, SourceSpec] = Field(default_factory=dict)
+    """Source name -> source: files, or existing Hive tables, that tables read by name; names
+    are plain identifiers, unique across all domains. Default none."""
     tables: list[SqlTableSpec]
+    """The domain's SQL tables, each a Hive table and a Dagster asset; required (`[]` for a
+    domain of Python tables only)."""
 
     _database = field_validator("database")(lambda v: _check_identifier(v, "database"))
 
@@ -1090,21 +1295,90 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
     return None
 
 
-def transform_modules(folder: Path) -> list[Path]:
-    """The Python table modules of a transforms folder: its `*.py` files, except those whose
-    name starts with `_` (helpers, `__init__.py`); none when the folder does not exist."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+COMPONENT_TYPE = "etl_assets.components.HiveTables"
+DEFS_FILE = "defs.yaml"
+
+
+@dataclass(frozen=True)
+class DomainFile:
+    """One domain as the defs folder holds it: `<domain>/defs.yaml` (a `HiveTables`
+    component: its `attributes` are the domain's database, sources and tables) and the Python
+    table modules beside it (every `*.py` of the folder whose name does not start with `_`)."""
+
+    path: Path
+    attributes: dict[str, Any]
+    modules: tuple[Path, ...] = ()
+
+    @property
+    def folder_domain(self) -> str:
+        """The domain when the attributes name none: the folder's name."""
+        return self.path.parent.name
+
+
+def domain_document(attributes_yaml: str) -> str:
+    """A `defs.yaml` declaring a `HiveTables` component whose attributes are the given YAML
+    (a domain spec: `database:`, `sources:`, `tables:` ...), indented under `attributes:`."""
+    body = textwrap.indent(attributes_yaml, "  ")
+    return f"type: {COMPONENT_TYPE}\nattributes:\n{body}"
+
+
+def domain_modules(folder: Path) -> tuple[Path, ...]:
+    """The Python table modules of a domain folder (helpers start with `_`)."""
+    return tuple(sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")))
+
+
+def read_domain_file(path: Path) -> DomainFile:
+    """Read one `defs.yaml`: a `type: etl_assets.components.HiveTables` document whose
+    `attributes` are the domain's spec.
+
+    Raises:
+        SpecError: The file is not YAML, not a mapping, names another component type, or has
+            no `attributes` mapping.
+    """
+    raw = _read_yaml(path)
+    kind = raw.get("type")
+    if kind != COMPONENT_TYPE:
+        raise SpecError(f"{path}: field 'type': expected {COMPONENT_TYPE!r}, got {kind!r}")
+    attributes = raw.get("attributes")
+    if not isinstance(attributes, dict):
+        found = "none" if attributes is None else f"a {type(attributes).__name__}"
+        raise SpecError(f"{path}: field 'attributes': expected a mapping with 'tables:', "
+                        f"got {found}")
+    return DomainFile(path, _without_final_newlines(attributes), domain_modules(path.parent))
+
+
+def _without_final_newlines(value: Any) -> Any:
+    """Every string with one final newline dropped, as Dagster's template rendering (Jinja)
+    leaves the strings of a component's attributes: a spec read here, and the same spec
+    resolved by Dagster, then make the same tables with the same code versions."""
+    if isinstance(value, str):
+        return value[:-1] if value.endswith("\n") else value
+    if isinstance(value, dict):
+        return {k: _without_final_newlines(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_final_newlines(v) for v in value]
+    return value
+
+
+def domain_files(folder: Path) -> list[DomainFile]:
+    """Every `HiveTables` domain below a defs folder (`<domain>/defs.yaml`, at any depth), in
+    path order; other components' folders are left to Dagster."""
+    found = []
+    for path in sorted(Path(folder).rglob(DEFS_FILE)):
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if COMPONENT_TYPE in text:
+            found.append(read_domain_file(path))
+    return found
 
 
 def _python_tables(
-    path: Path, domain_database: str, rename_database: Callable[[str], str] | None
+    path: Path, domain: str, domain_database: str,
+    rename_database: Callable[[str], str] | None,
 ) -> list[Table]:
-    """The `@table` functions of one transforms module, validated like YAML tables.
+    """The `@table` functions of one module of a domain folder, validated like YAML tables.
 
-    The module's name is the tables' domain; `domain_database` is that domain's database
-    (from its YAML file, else the default), used unless a table names its own.
+    `domain_database` is the domain's database (from its defs.yaml), used unless a table
+    names its own.
 
     Raises:
         SpecError: The module does not import, or an option or a parameter is malformed,
@@ -1136,59 +1410,57 @@ def _python_tables(
         problems = PT.parameter_problems(function, list(spec.inputs))
         if problems:
             raise SpecError(f"{where}: " + "\n  ".join(problems))
-        tables.append(Table(spec, path.stem, (rename_database or str)(database), path,
+        tables.append(Table(spec, domain, (rename_database or str)(database), path,
                             function=function, function_source=PT.function_source(function)))
     return tables
 
 
 def load_project(
-    folder: Path | str,
-    files: Iterable[Path] | None = None,
-    rename_database: Callable[[str], str] | None = None,
-    transforms: Path | str | None = None,
+    folder: Path | str, rename_database: Callable[[str], str] | None = None
 ) -> Project:
-    """Load and validate every `*.yaml` spec file of a folder, and the Python tables of the
-    transforms folder.
+    """Load and validate every `HiveTables` domain of a defs folder (`domain_files`).
+
+    Raises:
+        SpecError: See `build_project`; also when the folder holds no domain.
+    """
+    domains = domain_files(Path(folder))
+    if not domains:
+        raise SpecError(f"{folder}: no <domain>/{DEFS_FILE} of type {COMPONENT_TYPE} found")
+    return build_project(domains, rename_database)
+
+
+def build_project(
+    domains: Iterable[DomainFile], rename_database: Callable[[str], str] | None = None
+) -> Project:
+    """Validate the domains together: each file's fields, then what spans files (names unique
+    across domains, inputs that exist, no dependency cycle).
 
     Args:
-        folder: The pipelines folder.
-        files: Specific files to load instead of the folder's `*.yaml` (tests).
+        domains: The domain files (read by `read_domain_file`, or the attributes Dagster
+            resolved for each `HiveTables` component).
         rename_database: Maps a spec's database to the environment's name for it.
-        transforms: The folder of Python table modules (`transform_modules`); default: the
-            `transforms/` folder beside `folder` (the package's `etl_assets/transforms/` for
-            its `pipelines/`). A folder that does not exist holds no tables.
 
     Returns:
-        The tables (in dependency order) and sources. A Python table's domain is its module's
-        name, as a YAML table's is its file's (`transforms/sales.py` joins the tables of
-        `pipelines/sales.yaml`, and their database unless it names one).
+        The tables (in dependency order) and sources. A Python table's domain is its
+        folder's, and its database the domain's unless it names one.
 
     Raises:
         SpecError: On the first malformed file, naming the file, the table (or a Python
             table's function) and the field; a file with several problems lists each on its
             own line.
     """
-    folder = Path(folder)
-    paths = sorted(files) if files is not None else sorted(folder.glob("*.y*ml"))
-    transforms = Path(transforms) if transforms is not None else folder.parent / "transforms"
-    modules = transform_modules(transforms)
-    if not paths and not modules:
-        raise SpecError(f"{folder}: no *.yaml table specs found (nor Python tables in "
-                        f"{transforms})")
     tables: dict[str, Table] = {}
     sources: dict[str, Source] = {}
     origin: dict[str, str] = {}
     schedules: dict[str, ScheduleSpec] = {}
-    databases: dict[str, str] = {}  # domain -> its YAML file's database
-    for path in paths:
-        raw = _read_yaml(path)
+    for domain_file in domains:
+        path, raw = domain_file.path, domain_file.attributes
         try:
             domain_spec = DomainSpec.model_validate(raw)
         except ValidationError as err:
             lines = _format_validation(err, raw)
             raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
-        domain = domain_spec.domain or path.stem
-        databases[domain] = domain_spec.database
+        domain = domain_spec.domain or domain_file.folder_domain
         if domain_spec.schedule is not None:
             schedules[domain] = domain_spec.schedule
         for name, source in domain_spec.sources.items():
@@ -1212,15 +1484,13 @@ def load_project(
             origin[spec.name] = str(path)
             database = (rename_database or str)(domain_spec.database)
             tables[spec.name] = Table(spec, domain, database, path)
-    default_database = DomainSpec.model_fields["database"].default
-    for path in modules:
-        domain_database = databases.get(path.stem, default_database)
-        for table in _python_tables(path, domain_database, rename_database):
-            if table.name in origin:
-                raise SpecError(f"{table.where}: field 'name': name already defined in "
-                                f"{origin[table.name]}")
-            origin[table.name] = str(path)
-            tables[table.name] = table
+        for module in domain_file.modules:
+            for table in _python_tables(module, domain, domain_spec.database, rename_database):
+                if table.name in origin:
+                    raise SpecError(f"{table.where}: field 'name': name already defined in "
+                                    f"{origin[table.name]}")
+                origin[table.name] = str(module)
+                tables[table.name] = table
     known = {name: "table" for name in tables} | {name: "source" for name in sources}
     columns = {name: sql_columns(t.spec.sql) if t.spec.sql is not None else None
                for name, t in tables.items()}

@@ -55,8 +55,7 @@ def status_frame(spark: SparkSession, settings: Settings) -> DataFrame:
         """
     )
     project = load_project(
-        settings.pipelines_dir, rename_database=settings.environment.database,
-        transforms=settings.transforms_dir,
+        settings.defs_dir, rename_database=settings.environment.database,
     )
     specs = spark.createDataFrame(
         [(t.name, t.qualified_name) for t in project.tables.values()],
@@ -181,8 +180,7 @@ def _dagster_command(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     from etl_assets.orchestration.feedback import FEEDBACK_JOB, FeedbackError
 
     settings = load_settings()
-    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database,
-                           transforms=settings.transforms_dir)
+    project = load_project(settings.defs_dir, rename_database=settings.environment.database)
     if args.table not in project.tables:
         parser.error(f"unknown table {args.table!r}; tables: {', '.join(sorted(project.tables))}")
     overrides = {}
@@ -228,8 +226,7 @@ def print_held(spark: SparkSession, settings: Settings, out: TextIO) -> None:
     from etl_assets.engine.held import held_loads
     from etl_assets.orchestration.audit import audited_check_specs, blocking_rules
 
-    project = load_project(settings.pipelines_dir, rename_database=settings.environment.database,
-                           transforms=settings.transforms_dir)
+    project = load_project(settings.defs_dir, rename_database=settings.environment.database)
     held = [h for t in project.tables.values() if audited_check_specs(t) or blocking_rules(t)
             for h in held_loads(spark, t)]
     if not held:

@@ -1,6 +1,6 @@
-"""Python tables of the demo's sales domain (the module's name is the domain, as
-`pipelines/sales.yaml`'s is): a transform SQL does badly, a per-customer rolling window and a
-pandas UDF, feeding the SQL table `spend_bands` in `sales.yaml`.
+"""Python tables of the demo's sales domain (every module beside `defs.yaml` belongs to its
+domain): a transform SQL does badly, a per-customer rolling window and a pandas UDF, feeding
+the SQL table `spend_bands` of `defs.yaml`.
 
 Each `@table` function takes its inputs as DataFrames, bound by parameter name, and returns
 the table's new rows; the write, metrics, logs, checks and quality rules are those of every

@@ -1,0 +1,67 @@
+"""The definitions of one domain (a `HiveTables` component) and of the whole project.
+
+A domain's folder holds its `defs.yaml` and Python table modules; it brings the source
+assets, table assets, checks, schedules and arrival sensors of what it declares. The parts
+that span every domain (the health report, the alert sensors, the held-load and feedback
+jobs) are built once, from the whole project, by `build_project_definitions`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from etl_assets.core.held import DEFAULT_RETENTION_DAYS
+from etl_assets.core.settings import Settings
+from etl_assets.core.specs import Project
+from etl_assets.orchestration.assets import build_source_asset, build_table_asset
+from etl_assets.orchestration.checks import build_table_checks
+from etl_assets.orchestration.feedback import feedback_job
+from etl_assets.orchestration.health_asset import build_health_report_asset
+from etl_assets.orchestration.held_loads import build_held_load_jobs
+from etl_assets.orchestration.schedules import build_health_report_schedule, build_schedules
+from etl_assets.orchestration.sensors import (
+    alerts_job,
+    build_check_failure_sensor,
+    build_source_sensor,
+    run_failure_alerts,
+)
+
+
+def domain_part(project: Project, folder: Path) -> Project:
+    """The tables and sources declared in one domain folder (its defs.yaml and modules), with
+    its domains' schedules; lookups across domains still go through the whole project."""
+    tables = {n: t for n, t in project.tables.items() if t.file.parent == folder}
+    sources = {n: s for n, s in project.sources.items() if s.file.parent == folder}
+    domains = {t.domain for t in tables.values()} | {s.domain for s in sources.values()}
+    schedules = {d: s for d, s in project.domain_schedules.items() if d in domains}
+    return Project(tables=tables, sources=sources, domain_schedules=schedules)
+
+
+def build_domain_definitions(
+    project: Project, folder: Path, held_retention_days: float = DEFAULT_RETENTION_DAYS
+) -> dg.Definitions:
+    """Source and table assets, checks, schedules and arrival sensors of one domain folder."""
+    part = domain_part(project, folder)
+    checks = [build_table_checks(table) for table in part.tables.values()]
+    return dg.Definitions(
+        assets=[*(build_source_asset(source) for source in part.sources.values()),
+                *(build_table_asset(project, table, held_retention_days)
+                  for table in part.tables.values())],
+        asset_checks=[c for c in checks if c is not None],
+        schedules=build_schedules(part),
+        sensors=[build_source_sensor(project, source) for source in part.sources.values()
+                 if source.spec.sensor],
+    )
+
+
+def build_project_definitions(project: Project, settings: Settings) -> dg.Definitions:
+    """What spans every domain: the health report (and its schedule), the alert sensors, and
+    the alert, feedback and held-load jobs."""
+    return dg.Definitions(
+        assets=[build_health_report_asset(project, settings)],
+        schedules=[build_health_report_schedule()],
+        sensors=[build_check_failure_sensor(project), run_failure_alerts],
+        jobs=[alerts_job, feedback_job, *build_held_load_jobs(project)],
+    )
