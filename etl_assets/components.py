@@ -32,6 +32,7 @@ from etl_assets.core.specs import (
     DomainFile,
     DomainSpec,
     Project,
+    SpecError,
     build_project,
     domain_modules,
 )
@@ -58,7 +59,7 @@ class _Attributes(BaseModel):
     description: str | None = None
     schedule: dict[str, Any] | None = None
     sources: dict[str, Any] = {}
-    tables: list[Any] = []
+    tables: list[Any]
 
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:  # noqa: D102
@@ -104,7 +105,7 @@ class HiveTables(dg.Component, dg.Resolvable):
     the folder's name.
     """
 
-    tables: list[Any] = field(default_factory=list)
+    tables: list[Any]
     domain: str | None = None
     database: str = "etl_demo"
     description: str | None = None
@@ -117,8 +118,12 @@ class HiveTables(dg.Component, dg.Resolvable):
 
     @classmethod
     def load(cls, attributes: BaseModel | None, context: dg.ComponentLoadContext) -> "HiveTables":
+        path = context.component_path.file_path / DEFS_FILE
+        if attributes is None:  # `attributes:` missing or empty: the same message as the loader's
+            raise SpecError(f"{path}: field 'attributes': expected a mapping with 'tables:', "
+                            "got none")
         component = super().load(attributes, context)
-        component._defs_path = context.component_path.file_path / DEFS_FILE
+        component._defs_path = path
         return component
 
     def domain_file(self) -> DomainFile:

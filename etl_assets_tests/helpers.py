@@ -183,7 +183,7 @@ def clean_env(**values: str) -> dict[str, str]:
 @contextmanager
 def run_dagster_dev(env: dict[str, str], log_path: Path,
                     make_ui: bool = False) -> Iterator[DagsterDev]:
-    """`dagster dev` (webserver, daemon, code server) on a free port until the block ends.
+    """`dg dev` (webserver, daemon, code server) on a free port until the block ends.
 
     With `make_ui`, started as users start it, by the Makefile's `ui` target (its `install`
     prerequisite taken as done: a test never reinstalls the virtualenv, and `make test` has
@@ -194,8 +194,8 @@ def run_dagster_dev(env: dict[str, str], log_path: Path,
         command = ["make", "--no-print-directory", "-o", ".venv/bin/.installed", "ui",
                    f"UI_PORT={port}"]
     else:
-        command = [str(BIN / "dagster"), "dev", "-m", "etl_assets.definitions",
-                   "-h", "127.0.0.1", "-p", str(port)]
+        command = [str(BIN / "dg"), "dev", "--host", "127.0.0.1", "--port", str(port)]
+        env = {**env, "VIRTUAL_ENV": str(BIN.parent)}
     with log_path.open("w") as log:
         proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True)

@@ -77,7 +77,8 @@ class Servers:
 
     def run(self, *args: str, timeout: float = 900, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / args[0]), *args[1:]], cwd=ROOT,
-                              env={**self.env, **extra}, capture_output=True, text=True,
+                              env={**self.env, "VIRTUAL_ENV": str(BIN.parent), **extra},
+                              capture_output=True, text=True,
                               timeout=timeout)
 
 
@@ -151,12 +152,10 @@ def test_cluster_up_is_idempotent(servers: Servers) -> None:
 def test_demo_on_the_cluster_is_visible_through_the_thrift_server(servers: Servers) -> None:
     # One Spark application per run is enough here; the concurrent runs below use the
     # profile's multiprocess executor.
-    done = servers.run("dagster", "asset", "materialize", "-m", "etl_assets.definitions",
-                       "--select", "not tag:cadence=daily and not key:slow_copy "
+    done = servers.run("dg", "launch", "--assets", "not tag:cadence=daily and not key:slow_copy "
                        "and not key:landed_order_totals", ETL_ASSETS_EXECUTOR="in_process")
     assert done.returncode == 0, done.stderr[-3000:]
-    done = servers.run("dagster", "asset", "materialize", "-m", "etl_assets.definitions",
-                       "--select", "tag:cadence=daily", "--partition-range",
+    done = servers.run("dg", "launch", "--assets", "tag:cadence=daily", "--partition-range",
                        "2026-01-01...2026-01-07",
                        ETL_ASSETS_EXECUTOR="in_process")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -148,7 +148,7 @@ def src_copy(src: DataFrame) -> DataFrame:
     sql: SELECT * FROM src
 """)
     with pytest.raises(SpecError, match=f"^{module}: function 'src_copy': field 'name': name "
-                       "already defined in .*domain.yaml"):
+                       "already defined in .*domain/defs.yaml"):
         load_project(pipelines)
 
 
@@ -186,7 +186,7 @@ def scores(clean: DataFrame) -> DataFrame:
     assert list(project.tables) == ["clean", "scores", "report"]
     scores = project.tables["scores"]
     assert scores.function is not None and scores.spec.sql is None
-    assert scores.domain == "scores" and scores.file == module  # the module names the domain
+    assert scores.domain == "domain" and scores.file == module  # the folder names the domain
     assert scores.qualified_name == "t_py.scores"
     graph = dg.Definitions(assets=build_assets(project),
                            resources=build_resources(load_settings())).resolve_asset_graph()

@@ -42,7 +42,8 @@ DEMO_TABLES = [
     "customer_rolling_spend",  # a Python table, etl_assets/defs/sales/transforms.py
     "spend_bands",
 ]
-DAGSTER = Path(sys.prefix) / "bin" / "dagster"  # the venv's, beside its python
+BIN = Path(sys.prefix) / "bin"  # the venv's, beside its python
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def write_files(folder: Path, files: dict[str, str]) -> dict[str, Path]:
@@ -678,17 +679,29 @@ def test_hive_table_source_has_no_path(tmp_path: Path) -> None:
 # --- dagster definitions validate -----------------------------------------------------------
 
 
-def _validate(tmp_path: Path, pipelines: Path | None) -> subprocess.CompletedProcess[str]:
-    """Run `dagster definitions validate` on the project, state kept under tmp_path."""
+# `dg check defs` (what users run) and `dagster definitions validate` (what older tooling
+# runs) load the code location the same way; both must refuse a malformed spec.
+CHECK_COMMANDS = {
+    "dg-check-defs": [str(BIN / "dg"), "check", "defs"],
+    "dagster-definitions-validate": [str(BIN / "dagster"), "definitions", "validate",
+                                     "-m", "etl_assets.definitions"],
+}
+
+
+def _validate(tmp_path: Path, defs: Path | None, command: str = "dg-check-defs"
+              ) -> subprocess.CompletedProcess[str]:
+    """Run a check command on the project (with `defs` as its defs folder when given), state
+    kept under tmp_path."""
     home = tmp_path / "home"
     home.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))}
-    env |= {"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home), "NO_COLOR": "1"}
-    if pipelines is not None:
-        env["ETL_ASSETS_DEFS"] = str(pipelines)
+    env |= {"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home), "NO_COLOR": "1",
+            "VIRTUAL_ENV": str(BIN.parent)}
+    if defs is not None:
+        env["ETL_ASSETS_DEFS"] = str(defs)
     return subprocess.run(
-        [str(DAGSTER), "definitions", "validate", "-m", "etl_assets.definitions"],
-        cwd=tmp_path,
+        CHECK_COMMANDS[command],
+        cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
@@ -697,9 +710,10 @@ def _validate(tmp_path: Path, pipelines: Path | None) -> subprocess.CompletedPro
     )
 
 
-def test_dagster_validate_fails_on_a_malformed_spec(tmp_path: Path) -> None:
-    paths = write_files(tmp_path / "pipelines", one_table(clean_with("repartitoin: 4\n")))
-    result = _validate(tmp_path, tmp_path / "pipelines")
+@pytest.mark.parametrize("command", list(CHECK_COMMANDS))
+def test_check_commands_fail_on_a_malformed_spec(tmp_path: Path, command: str) -> None:
+    paths = write_files(tmp_path / "defs", one_table(clean_with("repartitoin: 4\n")))
+    result = _validate(tmp_path, tmp_path / "defs", command)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert "SpecError" in output
@@ -708,11 +722,12 @@ def test_dagster_validate_fails_on_a_malformed_spec(tmp_path: Path) -> None:
     ), output
 
 
-def test_dagster_validate_passes_for_the_shipped_specs(tmp_path: Path) -> None:
+def test_dg_check_defs_passes_for_the_shipped_specs(tmp_path: Path) -> None:
     result = _validate(tmp_path, None)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert "Validation successful" in output
+    assert "All definitions loaded successfully" in output
+    assert "superseded" not in output.lower()
 
 
 def test_source_path_takes_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
