@@ -81,6 +81,7 @@ def test_daily_partition_rerun_replaces_only_that_partition_and_backfill_is_one_
     for event in events:
         metadata = event.step_materialization_data.materialization.metadata
         assert metadata[M.ROW_COUNT].value == per_day[event.partition]
+        assert metadata[M.PARTITION_ROW_COUNT].value == per_day[event.partition]
     logged = spark.sql(
         f"SELECT partition_key, row_count FROM {settings.log_db}.run_log "
         f"WHERE run_id = '{backfill.run_id}'").collect()
@@ -99,6 +100,7 @@ def test_daily_partition_rerun_replaces_only_that_partition_and_backfill_is_one_
     metadata = event.step_materialization_data.materialization.metadata
     assert metadata["sum/amount"].value == pytest.approx(
         float(sum(r.amount for r in day)))
+    assert metadata[M.PARTITION_ROW_COUNT].value == len(day)  # a one-partition run too
     # Judged against the earlier partitions (03-01..03-04) only, in partition order.
     (check,) = [e for e in rerun.get_asset_check_evaluations()
                 if e.check_name == C.ROW_COUNT_CHECK]

@@ -13,6 +13,9 @@ from decimal import Decimal
 from typing import Any
 
 ROW_COUNT = "dagster/row_count"
+# A partitioned load's rows in one partition, Dagster's key for it (beside ROW_COUNT, which
+# this project also reports per partition: its history is what the row-count check judges).
+PARTITION_ROW_COUNT = "dagster/partition_row_count"
 TABLE_NAME = "dagster/table_name"
 COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"

@@ -236,10 +236,12 @@ def materialize_table(
     if len(request.partition_keys) > 1:
         for key in request.partition_keys:
             values = result.partitions.get(key, {M.ROW_COUNT: 0})
-            context.add_asset_metadata(MD.metric_metadata(values, result.schema),
-                                       partition_key=key)
+            context.add_asset_metadata({**MD.metric_metadata(values, result.schema),
+                                        **MD.partition_row_count(values)}, partition_key=key)
         # Observed aggregates (sums, category sets) cover the whole range, not a partition.
         shared = {k: v for k, v in shared.items() if k in _SHARED_KEYS}
+    elif request.partition_keys:
+        shared.update(MD.partition_row_count(result.metrics))
     hive_log.write_loads(success_rows(attempt, request, result, datetime.now(timezone.utc)))
     _warn_skipped(context, table, request, result.metrics)
     context.log.info(

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 from pyspark.sql import types as T
 
+from etl_assets.core import metric_names as M
 from etl_assets.core.metric_names import (
     COLUMN_METRICS,
     COLUMNS,
@@ -46,6 +47,13 @@ def column_schema(schema: T.StructType,
             for f in schema.fields
         ]
     )
+
+
+def partition_row_count(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """`dagster/partition_row_count` of one partition's load: its rows (empty when the
+    metrics hold no row count)."""
+    rows = metrics.get(M.ROW_COUNT)
+    return {} if rows is None else {M.PARTITION_ROW_COUNT: dg.MetadataValue.int(int(rows))}
 
 
 def column_lineage(lineage: Mapping[str, Sequence[tuple[str, str]]]) -> dg.TableColumnLineage:
