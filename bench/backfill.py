@@ -1,6 +1,6 @@
 """A 30-day backfill of the demo's daily_sales: one single-run backfill vs one run per day.
 
-Both are real `dagster asset materialize` processes against a fresh embedded home, exactly as
+Both are real `dg launch` processes against a fresh embedded home, exactly as
 a user runs them: one process with `--partition-range` (BackfillPolicy.single_run: Spark starts
 once, one Spark job writes all days), then one process per day with `--partition`.
 
@@ -21,13 +21,14 @@ from datetime import date, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DAGSTER = Path(sys.executable).parent / "dagster"
+DG = Path(sys.executable).parent / "dg"
 
 
 def materialize(env: dict[str, str], *args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([str(DAGSTER), "asset", "materialize", "-m", "etl_assets.definitions", *args],
-                   cwd=ROOT, env=env, check=True, capture_output=True)
+    subprocess.run([str(DG), "launch", *args], cwd=ROOT,
+                   env={**env, "VIRTUAL_ENV": str(DG.parent.parent)}, check=True,
+                   capture_output=True)
     return time.perf_counter() - started
 
 
@@ -43,10 +44,10 @@ def main() -> int:
         (home / "dagster").mkdir(parents=True)
         (home / "dagster" / "dagster.yaml").symlink_to(ROOT / "dagster.yaml")
         env = {**os.environ, "ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
-        materialize(env, "--select", "clean_orders")  # the upstream table, not timed
-        one_run = materialize(env, "--select", "daily_sales", "--partition-range",
+        materialize(env, "--assets", "clean_orders")  # the upstream table, not timed
+        one_run = materialize(env, "--assets", "daily_sales", "--partition-range",
                               f"{days[0]}...{days[-1]}")
-        per_day = [materialize(env, "--select", "daily_sales", "--partition", str(day))
+        per_day = [materialize(env, "--assets", "daily_sales", "--partition", str(day))
                    for day in days[:separate]]
     total = sum(per_day) / len(per_day) * args.days
     out = sys.stdout

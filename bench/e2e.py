@@ -9,7 +9,7 @@ one fresh home per size):
       (`saveAsTable`), nothing else;
   (b) seed style: (a) plus, per table, a separate count + sums pass over the written table and
       row-by-row `INSERT INTO` log rows (one per table, one per metric);
-  (c) `dagster asset materialize` of the same five tables as project specs: all metrics,
+  (c) `dg launch` of the same five tables as project specs: all metrics,
       `etl_log` rows and the default checks.
 
 Reported per variant, medians over `--rounds` (this machine's wall times vary by a third

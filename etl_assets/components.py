@@ -19,6 +19,7 @@ it to read the schema); `build_defs` imports the Dagster layer.
 # No `from __future__ import annotations`: Dagster reads the component's field annotations
 # to derive how the YAML resolves, and cannot resolve them from strings.
 import copy
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +70,7 @@ class _Attributes(BaseModel):
 SCAFFOLD_TEMPLATE = """\
 type: etl_assets.components.HiveTables
 attributes:
+  domain: {domain}              # the Dagster group of its tables (default: the folder's name)
   database: etl_demo            # the Hive database of the tables (created when missing)
   description: What this domain's tables are for.
   sources:
@@ -89,7 +91,9 @@ class HiveTablesScaffolder(Scaffolder):
     and one table that loads as it is, to edit from there."""
 
     def scaffold(self, request: ScaffoldRequest) -> None:
-        domain = request.target_path.name
+        # Table and source names are identifiers: `dg scaffold defs ... web-shop` makes
+        # `web_shop_rows` (the folder, and so the domain, keeps the name as given).
+        domain = re.sub(r"\W", "_", request.target_path.name)
         request.target_path.mkdir(parents=True, exist_ok=True)
         (request.target_path / DEFS_FILE).write_text(
             SCAFFOLD_TEMPLATE.format(domain=domain), encoding="utf-8")

@@ -48,7 +48,7 @@ def materialize_project(
     partition_key: str | None = None,
     tags: dict[str, str] | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize a project's assets in-process, as `dagster asset materialize` would."""
+    """Materialize a project's assets in-process, as `dg launch` would."""
     return dg.materialize(
         [*build_assets(project), *build_checks(project)],
         resources=build_resources(settings),
@@ -204,7 +204,7 @@ def run_dagster_dev(env: dict[str, str], log_path: Path,
             deadline = time.monotonic() + 240
             while not dev.location:
                 assert proc.poll() is None, log_path.read_text()[-3000:]
-                assert time.monotonic() < deadline, "dagster dev did not load the code location"
+                assert time.monotonic() < deadline, "dg dev did not load the code location"
                 try:
                     entries = dev.gql(LOCATIONS)["workspaceOrError"]["locationEntries"]
                     loaded = [e["name"] for e in entries if e["loadStatus"] == "LOADED"]

@@ -1,4 +1,4 @@
-"""The user's path, as separate processes: `dagster asset materialize`, then `etl-assets`.
+"""The user's path, as separate processes: `dg launch`, then `etl-assets`.
 
 Runs on its own ETL_ASSETS_HOME (Derby admits one process per metastore, and the test run's
 own Spark session holds the shared one), with DAGSTER_HOME set up the way the Makefile does,

@@ -3,7 +3,7 @@ storage), a Spark standalone master and worker, and the Spark Thrift Server.
 
 `etl-assets cluster up` starts them in a home of their own (installing PostgreSQL and its JDBC
 driver from Debian when missing); they are stopped at the end even when a test fails. Runs go
-the way a user's do: `dagster asset materialize` for the demo, and `make ui` (`dagster dev`:
+the way a user's do: `dg launch` for the demo, and `make ui` (`dg dev`:
 webserver, daemon, queued run coordinator, run-failure sensor) for the concurrent runs and the
 fault, launched through its GraphQL API as the UI's "Materialize" button does. Tables and log
 rows are read back through the Thrift Server with beeline, a real JDBC client.

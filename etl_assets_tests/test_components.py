@@ -198,13 +198,15 @@ def test_dg_list_defs_lists_every_table_and_check(tmp_path: Path) -> None:
 def test_dg_scaffold_defs_writes_a_domain_that_loads(tmp_path: Path) -> None:
     defs = _scratch_project(tmp_path)
     env = _dg_env(tmp_path, PYTHONPATH=str(defs.parent.parent))
-    done = _dg(["scaffold", "defs", "etl_assets.components.HiveTables", "shop"],
+    done = _dg(["scaffold", "defs", "etl_assets.components.HiveTables", "web-shop"],
                defs.parent.parent, env)
     assert done.returncode == 0, done.stdout + done.stderr
-    spec = defs / "shop" / DEFS_FILE
+    spec = defs / "web-shop" / DEFS_FILE
     project = load_project(defs)
-    assert list(project.tables) == ["shop_rows"] and project.tables["shop_rows"].file == spec
-    assert project.sources["shop_input"].spec.format == "csv"
+    assert list(project.tables) == ["web_shop_rows"]
+    assert project.tables["web_shop_rows"].file == spec
+    assert project.tables["web_shop_rows"].domain == "web_shop"
+    assert project.sources["web_shop_input"].spec.format == "csv"
     # The new domain, as the project's own defs folder, passes `dg check defs`.
     done = _dg(["check", "defs"], ROOT, _dg_env(tmp_path, ETL_ASSETS_DEFS=str(defs)))
     assert done.returncode == 0, done.stdout + done.stderr

@@ -462,10 +462,10 @@ def test_the_demo_python_table_rolls_a_week_and_scores_with_a_pandas_udf(
     assert workers == sys.executable
 
 
-# --- dagster definitions validate -----------------------------------------------------------
+# --- dg check defs ----------------------------------------------------------------------------
 
 
-def test_dagster_validate_fails_on_a_malformed_option(tmp_path: Path) -> None:
+def test_dg_check_defs_fails_on_a_malformed_option(tmp_path: Path) -> None:
     pipelines, module = project_with(tmp_path, HEADER + """
 @table(inputs=["src"], write_mode="upsert")
 def customer_scores(src: DataFrame) -> DataFrame:
@@ -475,9 +475,9 @@ def customer_scores(src: DataFrame) -> DataFrame:
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETL_", "DAGSTER_"))}
     env |= {"ETL_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home), "NO_COLOR": "1",
-            "ETL_ASSETS_DEFS": str(pipelines)}
-    done = subprocess.run([str(DAGSTER), "definitions", "validate", "-m",
-                           "etl_assets.definitions"], cwd=tmp_path, env=env,
+            "ETL_ASSETS_DEFS": str(pipelines), "VIRTUAL_ENV": str(DAGSTER.parent.parent)}
+    done = subprocess.run([str(DAGSTER.parent / "dg"), "check", "defs"],
+                          cwd=Path(__file__).resolve().parent.parent, env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode != 0
     output = done.stdout + done.stderr

@@ -160,7 +160,7 @@ def build_check_failure_sensor(project: Project) -> dg.SensorDefinition:
 def planned_assets(instance: dg.DagsterInstance, run: dg.DagsterRun) -> set[dg.AssetKey]:
     """The assets a run was to materialize.
 
-    A run launched with an asset selection (the UI, `dagster asset materialize`, sensors)
+    A run launched with an asset selection (the UI, `dg launch`, sensors)
     carries it; a run of an asset job launched by a schedule carries none, and its execution
     plan, stored with the run before it starts, says which assets its steps produce.
     """
