@@ -191,8 +191,17 @@ def test_dg_list_defs_lists_every_table_and_check(tmp_path: Path) -> None:
     expected = {f"{key.asset_key.to_user_string()}:{key.name}"
                 for key in defs.resolve_asset_graph().asset_check_keys}
     assert checks == expected and len(checks) > len(project.tables)
-    sources = {a["source"] for a in listed["assets"] if a["asset_key"] in project.tables}
-    assert sources == {"etl_assets/defs/sales/defs.yaml:6"}  # where the component starts
+    # Each table points at its own entry (a Python table at its function), not only at the
+    # component: the UI's "open in editor" goes there too.
+    source = {a["asset_key"]: a.get("source") for a in listed["assets"]}
+    text = (DEFAULT_DEFS / "sales" / DEFS_FILE).read_text(encoding="utf-8").splitlines()
+    for name, table in project.tables.items():
+        path, line = source[name].rsplit(":", 1)
+        assert ROOT / path == table.file, (name, source[name])
+        if table.function is None:
+            assert text[int(line) - 1].strip() == f"- name: {name}", (name, source[name])
+        else:
+            assert int(line) == table.function.__code__.co_firstlineno
 
 
 def test_dg_scaffold_defs_writes_a_domain_that_loads(tmp_path: Path) -> None:

@@ -895,6 +895,7 @@ class Table:
     file: Path
     function: Callable[..., Any] | None = field(default=None, compare=False)
     function_source: str | None = field(default=None, compare=False)
+    line: int | None = field(default=None, compare=False)  # of its entry (or def), 1-based
 
     @property
     def where(self) -> str:
@@ -1360,6 +1361,30 @@ def _without_final_newlines(value: Any) -> Any:
     return value
 
 
+def _table_lines(path: Path) -> dict[str, int]:
+    """Table name -> the 1-based line of its entry in a defs.yaml (for code references: the
+    UI's "open in editor" and `dg list defs`); empty when the file cannot be read as YAML."""
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return {}
+
+    def child(node: Any, key: str) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value == key:
+                    return v
+        return None
+
+    tables = child(child(root, "attributes"), "tables")
+    lines = {}
+    for entry in tables.value if isinstance(tables, yaml.SequenceNode) else []:
+        name = child(entry, "name")
+        if isinstance(name, yaml.ScalarNode):
+            lines[name.value] = entry.start_mark.line + 1
+    return lines
+
+
 def domain_files(folder: Path) -> list[DomainFile]:
     """Every `HiveTables` domain below a defs folder (`<domain>/defs.yaml`, at any depth), in
     path order; other components' folders are left to Dagster."""
@@ -1411,7 +1436,8 @@ def _python_tables(
         if problems:
             raise SpecError(f"{where}: " + "\n  ".join(problems))
         tables.append(Table(spec, domain, (rename_database or str)(database), path,
-                            function=function, function_source=PT.function_source(function)))
+                            function=function, function_source=PT.function_source(function),
+                            line=function.__code__.co_firstlineno))
     return tables
 
 
@@ -1461,6 +1487,7 @@ def build_project(
             lines = _format_validation(err, raw)
             raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
         domain = domain_spec.domain or domain_file.folder_domain
+        table_lines = _table_lines(path)
         if domain_spec.schedule is not None:
             schedules[domain] = domain_spec.schedule
         for name, source in domain_spec.sources.items():
@@ -1483,7 +1510,8 @@ def build_project(
                 )
             origin[spec.name] = str(path)
             database = (rename_database or str)(domain_spec.database)
-            tables[spec.name] = Table(spec, domain, database, path)
+            tables[spec.name] = Table(spec, domain, database, path,
+                                      line=table_lines.get(spec.name))
         for module in domain_file.modules:
             for table in _python_tables(module, domain, domain_spec.database, rename_database):
                 if table.name in origin:

@@ -106,6 +106,9 @@ def _spec_metadata(table: Table) -> dict[str, Any]:
               else column_lineage(spec.sql or "", spec.inputs))
     if static:
         metadata[M.COLUMN_LINEAGE] = MD.column_lineage(static)
+    if table.line is not None:  # Dagster adds the component's own line after it
+        metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(code_references=[
+            dg.LocalFileCodeReference(file_path=str(table.file), line_number=table.line)])
     return metadata
 
 
