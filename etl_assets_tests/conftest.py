@@ -28,13 +28,18 @@ os.environ["JAVA_TOOL_OPTIONS"] = " ".join(
 
 import dagster as dg  # noqa: E402
 import pytest  # noqa: E402
+from playwright.sync_api import Browser, sync_playwright  # noqa: E402
 from pyspark.sql import SparkSession  # noqa: E402
 
 from etl_assets.core.settings import Settings, load_settings  # noqa: E402
 from etl_assets.core.specs import Project, load_project  # noqa: E402
 from etl_assets.engine.session import build_session  # noqa: E402
 from etl_assets_tests.health_seed import LOG_DB, Seed, build_seed, write_seed  # noqa: E402
-from etl_assets_tests.helpers import materialize_project  # noqa: E402
+from etl_assets_tests.helpers import (  # noqa: E402
+    CHROMIUM_ARGS,
+    ensure_chromium,
+    materialize_project,
+)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -111,3 +116,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     len(PROCESS_BOUND_FIRST))
 
     items.sort(key=rank)  # stable: the order within each rank stays the collection order
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian chromium through Playwright; under CI=true a missing one fails."""
+    chromium = ensure_chromium()
+    if chromium is None:
+        message = "no /usr/bin/chromium and apt-get cannot install it (not root)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
+                                             args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from pyspark.sql import SparkSession
 
 from etl_assets.core.health_page import PANELS, TABLE_PANELS
 from etl_assets.engine.health import write_report
 from etl_assets_tests.health_seed import DAYS, LOG_DB, Seed, page_data
-from etl_assets_tests.helpers import ARTIFACTS, CHROMIUM_ARGS, ROOT, ensure_chromium
+from etl_assets_tests.helpers import ARTIFACTS, ROOT
 
 pytestmark = pytest.mark.browser
 
@@ -55,22 +55,6 @@ class Opened:
 
     def panels(self) -> dict[str, dict]:
         return {p["name"]: p for p in self.page.evaluate(PANEL_STATE)}
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Headless Debian chromium through Playwright; under CI=true a missing one fails."""
-    chromium = ensure_chromium()
-    if chromium is None:
-        message = "no /usr/bin/chromium and apt-get cannot install it (not root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture()

@@ -12,37 +12,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from etl_assets_tests.helpers import (
     ARTIFACTS,
     BIN,
-    CHROMIUM_ARGS,
     ROOT,
-    ensure_chromium,
     run_dagster_dev,
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    chromium = ensure_chromium()
-    if chromium is None:
-        message = "no /usr/bin/chromium and apt-get cannot install it (not root)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(chromium), headless=True,
-                                             args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def test_column_lineage_reaches_clean_orders_and_the_column_table_shows_descriptions(
