@@ -77,7 +77,7 @@ ui: install dagster-home
 
 # The definitions as `dg` sees them: every spec validated (file, table and field named on an
 # error), then what they make (assets, checks, schedules, sensors, jobs).
-check: install
+check: install dagster-home
 	$(BIN)/dg check yaml
 	$(BIN)/dg check defs
 	$(BIN)/dg list defs
