@@ -202,6 +202,8 @@ def test_dg_list_defs_lists_every_table_and_check(tmp_path: Path) -> None:
             assert text[int(line) - 1].strip() == f"- name: {name}", (name, source[name])
         else:
             assert int(line) == table.function.__code__.co_firstlineno
+    for name in project.sources:
+        assert text[int(source[name].rsplit(":", 1)[1]) - 1].strip() == f"{name}:", name
 
 
 def test_dg_scaffold_defs_writes_a_domain_that_loads(tmp_path: Path) -> None:

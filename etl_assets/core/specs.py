@@ -879,6 +879,7 @@ class Source:
     domain: str
     file: Path
     resolved_path: str | None
+    line: int | None = field(default=None, compare=False)  # of its entry, 1-based
 
 
 @dataclass(frozen=True)
@@ -1361,9 +1362,10 @@ def _without_final_newlines(value: Any) -> Any:
     return value
 
 
-def _table_lines(path: Path) -> dict[str, int]:
-    """Table name -> the 1-based line of its entry in a defs.yaml (for code references: the
-    UI's "open in editor" and `dg list defs`); empty when the file cannot be read as YAML."""
+def _entry_lines(path: Path) -> dict[tuple[str, str], int]:
+    """("tables" or "sources", name) -> the 1-based line of its entry in a defs.yaml (for code
+    references: the UI's "open in editor" and `dg list defs`); empty when the file cannot be
+    read as YAML."""
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -1376,12 +1378,15 @@ def _table_lines(path: Path) -> dict[str, int]:
                     return v
         return None
 
-    tables = child(child(root, "attributes"), "tables")
+    attributes = child(root, "attributes")
+    tables, sources = child(attributes, "tables"), child(attributes, "sources")
     lines = {}
     for entry in tables.value if isinstance(tables, yaml.SequenceNode) else []:
         name = child(entry, "name")
         if isinstance(name, yaml.ScalarNode):
-            lines[name.value] = entry.start_mark.line + 1
+            lines["tables", name.value] = entry.start_mark.line + 1
+    for key, _ in sources.value if isinstance(sources, yaml.MappingNode) else []:
+        lines["sources", key.value] = key.start_mark.line + 1
     return lines
 
 
@@ -1487,7 +1492,7 @@ def build_project(
             lines = _format_validation(err, raw)
             raise SpecError(f"{path}: " + "\n  ".join(lines)) from err
         domain = domain_spec.domain or domain_file.folder_domain
-        table_lines = _table_lines(path)
+        lines = _entry_lines(path)
         if domain_spec.schedule is not None:
             schedules[domain] = domain_spec.schedule
         for name, source in domain_spec.sources.items():
@@ -1501,7 +1506,8 @@ def build_project(
                 raw_path = Path(_expand(source.path, path, name)).expanduser()
                 resolved = str((path.parent / raw_path).resolve())
             origin[name] = str(path)
-            sources[name] = Source(name, source, domain, path, resolved)
+            sources[name] = Source(name, source, domain, path, resolved,
+                                   line=lines.get(("sources", name)))
         for spec in domain_spec.tables:
             if spec.name in origin:
                 raise SpecError(
@@ -1511,7 +1517,7 @@ def build_project(
             origin[spec.name] = str(path)
             database = (rename_database or str)(domain_spec.database)
             tables[spec.name] = Table(spec, domain, database, path,
-                                      line=table_lines.get(spec.name))
+                                      line=lines.get(("tables", spec.name)))
         for module in domain_file.modules:
             for table in _python_tables(module, domain, domain_spec.database, rename_database):
                 if table.name in origin:

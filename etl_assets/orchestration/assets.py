@@ -6,6 +6,7 @@
 # (context, config, resources) at definition time and cannot resolve them from strings.
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -106,9 +107,7 @@ def _spec_metadata(table: Table) -> dict[str, Any]:
               else column_lineage(spec.sql or "", spec.inputs))
     if static:
         metadata[M.COLUMN_LINEAGE] = MD.column_lineage(static)
-    if table.line is not None:  # Dagster adds the component's own line after it
-        metadata["dagster/code_references"] = dg.CodeReferencesMetadataValue(code_references=[
-            dg.LocalFileCodeReference(file_path=str(table.file), line_number=table.line)])
+    metadata.update(_code_reference(table.file, table.line))
     return metadata
 
 
@@ -378,5 +377,15 @@ def build_source_asset(source: Source) -> dg.AssetSpec:
         description=source.spec.description or f"{source.spec.format} source {where}",
         group_name=source.domain,
         kinds={source.spec.format},
-        metadata={M.URI if source.resolved_path else M.TABLE_NAME: str(where)},
+        metadata={M.URI if source.resolved_path else M.TABLE_NAME: str(where),
+                  **_code_reference(source.file, source.line)},
     )
+
+
+def _code_reference(file: Path, line: int | None) -> dict[str, Any]:
+    """`dagster/code_references` to a spec's own entry (Dagster adds the component's line
+    after it); none when the line is unknown."""
+    if line is None:
+        return {}
+    return {"dagster/code_references": dg.CodeReferencesMetadataValue(code_references=[
+        dg.LocalFileCodeReference(file_path=str(file), line_number=line)])}
