@@ -18,7 +18,6 @@ it to read the schema); `build_defs` imports the Dagster layer.
 
 # No `from __future__ import annotations`: Dagster reads the component's field annotations
 # to derive how the YAML resolves, and cannot resolve them from strings.
-import copy
 import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -91,8 +90,8 @@ class HiveTablesScaffolder(Scaffolder):
     and one table that loads as it is, to edit from there."""
 
     def scaffold(self, request: ScaffoldRequest) -> None:
-        # Table and source names are identifiers: `dg scaffold defs ... web-shop` makes
-        # `web_shop_rows` (the folder, and so the domain, keeps the name as given).
+        # Names are identifiers: `dg scaffold defs ... web-shop` makes the domain `web_shop`
+        # (a Dagster group name) and the table `web_shop_rows`; the folder keeps its name.
         domain = re.sub(r"\W", "_", request.target_path.name)
         request.target_path.mkdir(parents=True, exist_ok=True)
         (request.target_path / DEFS_FILE).write_text(
@@ -138,8 +137,7 @@ class HiveTables(dg.Component, dg.Resolvable):
             raise dg.DagsterInvalidDefinitionError(
                 "HiveTables is loaded from a defs folder (<domain>/defs.yaml); it has no folder "
                 "when built in Python")
-        attributes = {k: copy.deepcopy(v) for k, v in asdict(self).items()}
-        return DomainFile(path, attributes, domain_modules(path.parent))
+        return DomainFile(path, asdict(self), domain_modules(path.parent))  # asdict copies
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from etl_assets.orchestration.domains import build_domain_definitions

@@ -12,11 +12,7 @@ import dagster as dg
 from dagster.components.core.component_tree import ComponentTree
 
 from etl_assets.components import project_of
-from etl_assets.core.held import DEFAULT_RETENTION_DAYS
 from etl_assets.core.settings import DEFAULT_DEFS, PACKAGE_DIR, Settings, load_settings
-from etl_assets.core.specs import Project
-from etl_assets.orchestration.assets import build_source_asset, build_table_asset
-from etl_assets.orchestration.checks import build_table_checks
 from etl_assets.orchestration.domains import build_project_definitions
 from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
 
@@ -27,21 +23,6 @@ def build_resources(settings: Settings) -> dict[str, object]:
         "spark": build_spark_resource(settings),
         "etl_log": EtlLogResource(database=settings.log_db),
     }
-
-
-def build_assets(project: Project, held_retention_days: float = DEFAULT_RETENTION_DAYS
-                 ) -> list[dg.AssetsDefinition | dg.AssetSpec]:
-    """A source asset per declared source and a table asset per table spec."""
-    sources = [build_source_asset(source) for source in project.sources.values()]
-    tables = [build_table_asset(project, table, held_retention_days)
-              for table in project.tables.values()]
-    return [*sources, *tables]
-
-
-def build_checks(project: Project) -> list[dg.AssetChecksDefinition]:
-    """The anomaly, schema and category checks of every table."""
-    checks = [build_table_checks(table) for table in project.tables.values()]
-    return [c for c in checks if c is not None]
 
 
 def defs_tree(folder: Path) -> ComponentTree:

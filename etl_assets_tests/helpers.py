@@ -19,7 +19,8 @@ import requests
 
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import DEFS_FILE, Project, domain_document
-from etl_assets.definitions import build_assets, build_checks, build_resources
+from etl_assets.definitions import build_resources
+from etl_assets.orchestration.domains import build_assets, build_checks
 from etl_assets.tools.cluster import apt_install, can_apt_install, free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -45,7 +45,8 @@ def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
 
 
 def test_partitioned_inputs_map_partition_to_partition_or_a_window(tmp_path) -> None:
-    from etl_assets.definitions import build_assets, build_resources
+    from etl_assets.definitions import build_resources
+    from etl_assets.orchestration.domains import build_assets
     from etl_assets_tests.helpers import write_spec
 
     write_spec(tmp_path, """
@@ -104,7 +105,8 @@ def test_health_report_is_downstream_of_every_table_on_a_stopped_schedule() -> N
 
 
 def test_tables_a_quality_rule_reads_are_loaded_first(tmp_path) -> None:
-    from etl_assets.definitions import build_assets, build_resources
+    from etl_assets.definitions import build_resources
+    from etl_assets.orchestration.domains import build_assets
     from etl_assets_tests.helpers import write_spec
 
     write_spec(tmp_path, """

@@ -23,10 +23,11 @@ from pyspark.sql import SparkSession
 from etl_assets.core.held import HeldLoad
 from etl_assets.core.settings import load_alert_settings
 from etl_assets.core.specs import Project, load_project
-from etl_assets.definitions import build_assets, build_checks, build_resources
+from etl_assets.definitions import build_resources
 from etl_assets.engine import storage as S
 from etl_assets.engine.held import expire_held, held_loads
 from etl_assets.orchestration import checks as C
+from etl_assets.orchestration.domains import build_assets, build_checks
 from etl_assets.orchestration.held_loads import (
     DISCARD_JOB,
     PUBLISH_JOB,

@@ -19,8 +19,9 @@ from pyspark.sql import SparkSession
 from etl_assets.core import metric_names as M
 from etl_assets.core.lineage import column_lineage, declared_lineage
 from etl_assets.core.specs import Project, SpecError, load_project
-from etl_assets.definitions import build_assets, build_resources
+from etl_assets.definitions import build_resources
 from etl_assets.engine.inputs import read_source
+from etl_assets.orchestration.domains import build_assets
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 # --- SQL -> lineage, no Spark -----------------------------------------------------------------

@@ -17,10 +17,11 @@ from pyspark.testing import assertDataFrameEqual
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.specs import load_project
-from etl_assets.definitions import build_assets, build_checks, build_resources
+from etl_assets.definitions import build_resources
 from etl_assets.engine.inputs import later_watermark
 from etl_assets.orchestration import checks as C
 from etl_assets.orchestration.assets import FULL_REFRESH_TAG
+from etl_assets.orchestration.domains import build_assets, build_checks
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 

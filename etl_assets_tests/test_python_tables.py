@@ -27,7 +27,8 @@ from etl_assets.core import metric_names as M
 from etl_assets.core import python_tables as PT
 from etl_assets.core.settings import PACKAGE_DIR, load_settings
 from etl_assets.core.specs import SpecError, load_project
-from etl_assets.definitions import build_assets, build_resources
+from etl_assets.definitions import build_resources
+from etl_assets.orchestration.domains import build_assets
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 DAGSTER = Path(sys.prefix) / "bin" / "dagster"

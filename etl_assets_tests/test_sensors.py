@@ -25,8 +25,9 @@ from pyspark.sql import functions as F
 
 from etl_assets.core.settings import load_alert_settings, load_settings
 from etl_assets.core.specs import SpecError, load_project
-from etl_assets.definitions import build_assets, build_resources
+from etl_assets.definitions import build_resources
 from etl_assets.orchestration.alerts import Alert, deliver
+from etl_assets.orchestration.domains import build_assets
 from etl_assets.orchestration.schedules import build_schedules
 from etl_assets.orchestration.sensors import (
     alerts_job,

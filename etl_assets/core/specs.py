@@ -1065,7 +1065,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         raise SpecError(f"{path}:{where}: YAML syntax error: {problem}") from err
     if not isinstance(raw, dict):
         found = "the file is empty" if raw is None else f"got a {type(raw).__name__}"
-        raise SpecError(f"{path}: expected a mapping with 'tables:' at the top level, {found}")
+        raise SpecError(f"{path}: expected a mapping with 'type:' and 'attributes:' at the top "
+                        f"level, {found}")
     return raw
 
 
@@ -1329,15 +1330,15 @@ def domain_modules(folder: Path) -> tuple[Path, ...]:
     return tuple(sorted(p for p in folder.glob("*.py") if not p.name.startswith("_")))
 
 
-def read_domain_file(path: Path) -> DomainFile:
-    """Read one `defs.yaml`: a `type: etl_assets.components.HiveTables` document whose
-    `attributes` are the domain's spec.
+def read_domain_file(path: Path, raw: dict[str, Any] | None = None) -> DomainFile:
+    """Read one `defs.yaml` (or take its parsed contents, `raw`): a `type:
+    etl_assets.components.HiveTables` document whose `attributes` are the domain's spec.
 
     Raises:
         SpecError: The file is not YAML, not a mapping, names another component type, or has
             no `attributes` mapping.
     """
-    raw = _read_yaml(path)
+    raw = _read_yaml(path) if raw is None else raw
     kind = raw.get("type")
     if kind != COMPONENT_TYPE:
         raise SpecError(f"{path}: field 'type': expected {COMPONENT_TYPE!r}, got {kind!r}")
@@ -1395,9 +1396,9 @@ def domain_files(folder: Path) -> list[DomainFile]:
     path order; other components' folders are left to Dagster."""
     found = []
     for path in sorted(Path(folder).rglob(DEFS_FILE)):
-        text = path.read_text(encoding="utf-8", errors="replace")
-        if COMPONENT_TYPE in text:
-            found.append(read_domain_file(path))
+        raw = _read_yaml(path)
+        if raw.get("type") == COMPONENT_TYPE:
+            found.append(read_domain_file(path, raw))
     return found
 
 

@@ -39,17 +39,31 @@ def domain_part(project: Project, folder: Path) -> Project:
     return Project(tables=tables, sources=sources, domain_schedules=schedules)
 
 
+def build_assets(project: Project, held_retention_days: float = DEFAULT_RETENTION_DAYS,
+                 part: Project | None = None) -> list[dg.AssetsDefinition | dg.AssetSpec]:
+    """A source asset per declared source and a table asset per table spec: of the whole
+    project, or of `part` of it (a domain), its tables still looking inputs up in `project`."""
+    part = part or project
+    sources = [build_source_asset(source) for source in part.sources.values()]
+    tables = [build_table_asset(project, table, held_retention_days)
+              for table in part.tables.values()]
+    return [*sources, *tables]
+
+
+def build_checks(project: Project) -> list[dg.AssetChecksDefinition]:
+    """The anomaly, schema and category checks of every table."""
+    checks = [build_table_checks(table) for table in project.tables.values()]
+    return [c for c in checks if c is not None]
+
+
 def build_domain_definitions(
     project: Project, folder: Path, held_retention_days: float = DEFAULT_RETENTION_DAYS
 ) -> dg.Definitions:
     """Source and table assets, checks, schedules and arrival sensors of one domain folder."""
     part = domain_part(project, folder)
-    checks = [build_table_checks(table) for table in part.tables.values()]
     return dg.Definitions(
-        assets=[*(build_source_asset(source) for source in part.sources.values()),
-                *(build_table_asset(project, table, held_retention_days)
-                  for table in part.tables.values())],
-        asset_checks=[c for c in checks if c is not None],
+        assets=build_assets(project, held_retention_days, part),
+        asset_checks=build_checks(part),
         schedules=build_schedules(part),
         sensors=[build_source_sensor(project, source) for source in part.sources.values()
                  if source.spec.sensor],
