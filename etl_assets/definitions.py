@@ -62,7 +62,8 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
 
 
 def build_executor(settings: Settings) -> dg.ExecutorDefinition:
-    """In-process (embedded) or multiprocess (cluster) execution of a run's steps."""
+    """In-process (the default: one Spark session per run) or multiprocess execution of a
+    run's steps (`ETL_ASSETS_EXECUTOR`)."""
     if settings.executor == "multiprocess":
         return dg.multiprocess_executor.configured(
             {"max_concurrent": settings.max_concurrent_steps}

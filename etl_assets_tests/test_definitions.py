@@ -9,7 +9,7 @@ import dagster as dg
 
 from etl_assets.core.settings import load_settings
 from etl_assets.core.specs import load_project
-from etl_assets.definitions import defs
+from etl_assets.definitions import build_executor, defs
 
 
 def test_definitions_load() -> None:
@@ -32,6 +32,8 @@ def test_asset_graph_follows_spec_inputs() -> None:
 def test_embedded_profile_runs_in_process_with_lazy_spark() -> None:
     job = defs.resolve_implicit_global_asset_job_def()
     assert job.executor_def is dg.in_process_executor
+    chosen = load_settings({"ETL_ASSETS_EXECUTOR": "multiprocess"})
+    assert build_executor(chosen).name == "multiprocess"  # a choice, on either profile
     spark = defs.resources["spark"]
     assert type(spark).__name__ == "EtlSparkResource"  # dagster-pyspark's lazy one, subclassed
     config = spark.spark_config

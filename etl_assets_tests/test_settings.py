@@ -60,3 +60,14 @@ def test_bad_settings_say_what_and_where(tmp_path: Path, environ: dict, words: l
         load_settings({"ETL_ASSETS_HOME": str(tmp_path), **environ})
     for word in words:
         assert word in str(caught.value)
+
+
+def test_both_profiles_run_a_runs_steps_in_one_process_unless_told(tmp_path: Path) -> None:
+    # A multiprocess step starts a Spark application of its own; the cluster profile no
+    # longer pays that by default (issue 23), and the executor stays a choice.
+    cluster = {"ETL_ASSETS_HOME": str(tmp_path), "ETL_PROFILE": "cluster",
+               "ETL_ASSETS_METASTORE_URI": "thrift://127.0.0.1:9083"}
+    assert load_settings({"ETL_ASSETS_HOME": str(tmp_path)}).executor == "in_process"
+    assert load_settings(cluster).executor == "in_process"
+    assert load_settings({**cluster, "ETL_ASSETS_EXECUTOR": "multiprocess"}).executor == (
+        "multiprocess")

@@ -6,7 +6,7 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_HOME`: folder holding all embedded state (Derby metastore, warehouse, Dagster
   storage). Default: `.etl_home` beside the package's source tree (git-ignored).
 - `ETL_PROFILE`: `embedded` (default: local Spark, Derby, SQLite, in-process executor) or
-  `cluster` (Spark standalone, PostgreSQL metastore and Dagster storage, multiprocess executor).
+  `cluster` (Spark standalone, PostgreSQL metastore and Dagster storage, in-process executor).
   The cluster profile takes its defaults from `<home>/cluster/cluster.env`, written by
   `etl-assets cluster up`; variables set in the environment win over the file.
 - `SPARK_MASTER`: Spark master URL (default `local[*]`; `spark://host:7077`, `yarn` or
@@ -20,8 +20,10 @@ Every environment variable the project reads is read here, so the rest of the co
 - `ETL_ASSETS_METASTORE_LOCK_TIMEOUT`: seconds a process waits for another one holding the
   embedded (Derby) metastore before it gives up (default: unset, wait as long as it takes;
   `0` fails at once). See `etl_assets.engine.metastore_lock`.
-- `ETL_ASSETS_EXECUTOR`: `in_process` (embedded default) or `multiprocess` (cluster default),
-  `ETL_ASSETS_MAX_CONCURRENT_STEPS` (2) bounds the latter.
+- `ETL_ASSETS_EXECUTOR`: `in_process` (the default on both profiles: one Spark application per
+  run, runs still side by side) or `multiprocess` (each step its own process and Spark
+  application, paying Spark's start-up per step); `ETL_ASSETS_MAX_CONCURRENT_STEPS` (2) bounds
+  the latter.
 - `ETL_ASSETS_SPARK_CORES_MAX` (2), `ETL_ASSETS_EXECUTOR_MEMORY` (1g): each run's share of a
   Spark cluster; `ETL_ASSETS_WORKER_CORES` (6), `ETL_ASSETS_WORKER_MEMORY` (8g): the worker
   that `etl-assets cluster up` starts.
@@ -225,8 +227,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     if profile == "cluster":
         env = {**read_env_file(home / "cluster" / CLUSTER_ENV_FILE), **env}
     shuffle = _positive(env, "ETL_ASSETS_SHUFFLE_PARTITIONS", 4)
-    executor = env.get("ETL_ASSETS_EXECUTOR") or (
-        "multiprocess" if profile == "cluster" else "in_process")
+    # In-process on the cluster too: a multiprocess step starts its own Spark application
+    # (about 20 s on 2 cores), which made the cluster demo 4.7x the embedded one (issue 23).
+    executor = env.get("ETL_ASSETS_EXECUTOR") or "in_process"
     if executor not in ("in_process", "multiprocess"):
         raise ValueError(f"ETL_ASSETS_EXECUTOR={executor!r}: use in_process or multiprocess")
     environments = Path(env.get("ETL_ASSETS_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS)
