@@ -241,6 +241,33 @@ def test_overflowing_sums_are_not_measured_and_the_load_succeeds(
 
 
 
+def test_a_narrow_decimal_sum_beyond_the_long_range_stays_exact(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    # decimal(18,0) is observed as a long sum of its unscaled values; ten values near 10^18
+    # sum beyond 2^63, so the load looks again at the written files with the decimal sum.
+    # A float column with +inf and -inf (a NaN sum without a NaN) is looked at again too.
+    source = tmp_path / "src"
+    spark.sql(
+        """
+        SELECT CAST(999999999999999999 AS DECIMAL(18,0)) AS units,
+               CAST(0.05 AS DECIMAL(4,2)) AS small,
+               CASE id WHEN 0 THEN CAST('Infinity' AS DOUBLE)
+                       WHEN 1 THEN CAST('-Infinity' AS DOUBLE) ELSE 1.0 END AS ratio
+        FROM range(10)
+        """
+    ).write.parquet(str(source))
+    spec = write_spec(tmp_path / "v1", _spec("t_units", "SELECT * FROM src", source))
+    result = materialize_project(load_project(spec.parent), settings, instance)
+    meta = _metadata(result, "fragile")
+    assert meta[M.NAN_COUNT + "ratio"] == 0 and meta[M.SUM + "ratio"] is None
+    logged = {r.metric: r.value_text for r in spark.sql(
+        f"SELECT metric, value_text FROM {settings.log_db}.metric_log "
+        f"WHERE run_id = '{result.run_id}' AND metric LIKE 'sum/%'").collect()}
+    assert logged[M.SUM + "units"] == "9999999999999999990"
+    assert logged[M.SUM + "small"] == "0.50"
+
+
 def test_a_wide_table_keeps_its_metadata_bounded_and_its_checks_whole(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:

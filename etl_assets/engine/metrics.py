@@ -2,17 +2,25 @@
 
 Every metric arrives with the write itself: from the Parquet footers the writer produces, and
 from aggregates attached with `DataFrame.observe` to the DataFrame being written (see
-`MetricPlan`). No count, no second scan, no collect. Bytes on disk come from the filesystem,
-rows read from the write job's input metrics.
+`MetricPlan`). No count, no second scan of the inputs, no collect. Bytes on disk come from the
+filesystem, rows read from the write job's input metrics.
+
+The observed aggregates are the cheapest forms that are exact in the common case (a plain sum
+of a float column, a long sum of a decimal's unscaled values); when one cannot answer (the
+float sum is NaN, the long sum overflowed) the exact form is computed by one vectorized
+aggregate over the columns concerned of the files just written (`MetricPlan.collect`).
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from pyspark import SparkContext
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -39,6 +47,7 @@ _NUMERIC = (T.ByteType, T.ShortType, T.IntegerType, T.LongType, T.FloatType, T.D
 _FLOATING = (T.FloatType, T.DoubleType)
 _DECIMAL_SUM_DIGITS = 10  # Spark's sum of decimal(p, s) is decimal(min(38, p + 10), s)
 _DECIMAL_MAX_PRECISION = 38
+_LONG_DIGITS = 18  # a decimal of at most 18 digits has a long unscaled value
 _TEMPORAL = (T.DateType, T.TimestampType, T.TimestampNTZType)
 _ATOMIC = (T.AtomicType,)
 
@@ -60,8 +69,20 @@ class MetricPlan:
       footers lack: sums, NaN counts, category sets, and null counts and ranges of partition
       columns (which live in folder names, not in the files) and of nested columns.
 
-    Observed aggregates are evaluated row by row inside the write's tasks; each costs a few
-    percent of a bare write, which is why nothing the footers already know is observed.
+    Observed aggregates are evaluated row by row inside the write's tasks (Spark's
+    `CollectMetricsExec`, outside whole-stage code generation); each costs a few percent of a
+    bare write, which is why nothing the footers already know is observed, and why stored
+    float and decimal columns are observed in their cheapest exact-in-practice form:
+
+    - a float column: its plain sum only. Not NaN means no NaN (the NaN count is 0, the sum is
+      the NaN-free sum). NaN (a NaN, or +inf and -inf) means looking again (`floating`).
+    - a decimal of at most 18 digits: the `try_sum` of its unscaled longs, scaled back
+      exactly. Null while the footers count non-null values means the long sum overflowed
+      (beyond about 9.2e18 units of the last digit): looking again with the decimal sum
+      (`unscaled`).
+
+    Looking again is one vectorized aggregate over just those columns of the files just
+    written (never the inputs), only for the columns that need it.
     """
 
     schema: T.StructType
@@ -69,6 +90,10 @@ class MetricPlan:
     names: dict[str, str]
     capped: dict[str, int]
     footer_columns: tuple[str, ...]
+    floating: dict[str, bool]
+    """Stored float column -> whether it is summed (observed as `raw_sum/<column>`)."""
+    unscaled: dict[str, int]
+    """Stored decimal column summed as unscaled longs -> its scale."""
 
     def attach(self, frame: DataFrame) -> tuple[DataFrame, Observation | None]:
         """The frame to write, with the observed aggregates attached (if any are needed)."""
@@ -99,6 +124,7 @@ class MetricPlan:
         footer = footer or S.read_footers(spark, location, self.footer_columns)
         found: dict[str, Any] = {ROW_COUNT: footer.rows}
         found.update(observed if observed is not None else self.observed(observation))
+        self._resolve_cheap_forms(spark, location, footer, found)
         for column in self.footer_columns:
             found[NULL_COUNT + column] = footer.nulls[column]
             if column in footer.minimum:
@@ -124,6 +150,33 @@ class MetricPlan:
             metrics[WATERMARK] = found[WATERMARK]
         return metrics
 
+    def _resolve_cheap_forms(self, spark: SparkSession, location: str,
+                             footer: "S.FooterStats", found: dict[str, Any]) -> None:
+        """Turn the cheap observed forms into the metrics (in place), looking again at the
+        written files, in one aggregate, for the columns whose cheap form cannot answer."""
+        again: list[tuple[str, Column]] = []
+        for column, summed in self.floating.items():
+            raw = found.pop(_RAW_SUM + column, None)
+            if raw is None or not math.isnan(raw):  # None: no non-null value
+                found[NAN_COUNT + column] = 0
+                if summed:
+                    found[SUM + column] = raw
+                continue
+            col = F.col(identifier(column))
+            again.append((NAN_COUNT + column, F.count_if(F.isnan(col))))
+            if summed:
+                again.append((SUM + column, F.sum(F.nanvl(col, F.lit(0.0)))))
+        for column, scale in self.unscaled.items():
+            raw = found.pop(_UNSCALED_SUM + column, None)
+            if raw is not None:
+                found[SUM + column] = Decimal(raw).scaleb(-scale)
+            elif footer.nulls[column] >= footer.rows:
+                found[SUM + column] = None  # no value to sum
+            else:  # the long sum overflowed: the decimal sum cannot (10 more digits)
+                again.append((SUM + column, F.sum(F.col(identifier(column)))))
+        if again:
+            found.update(_aggregate_written(spark, location, self.schema, again))
+
     def footer_metrics(self, footer: "S.FooterStats") -> dict[str, Any]:
         """Row count, null counts and date ranges from footer statistics (of one partition).
 
@@ -139,7 +192,36 @@ class MetricPlan:
 
 
 _NON_NULL = "non_null/"
+_RAW_SUM = "raw_sum/"
+_UNSCALED_SUM = "unscaled_sum/"
 _UINT64 = (1 << 64) - 1
+
+
+def _aggregate_written(spark: SparkSession, location: str, schema: T.StructType,
+                       aggregates: list[tuple[str, Column]]) -> dict[str, Any]:
+    """`(name, aggregate)` pairs over the Parquet files just written under `location`, in one
+    job: the vectorized reader decodes only the columns the aggregates name."""
+    names = [name for name, _ in aggregates]
+    frame = spark.read.schema(schema).option("basePath", location).parquet(location)
+    row = frame.agg(*[agg.alias(f"a{i}") for i, (_, agg) in enumerate(aggregates)]).first()
+    return dict(zip(names, row, strict=True))
+
+
+def _unscaled(col: Column) -> Column | None:
+    """The unscaled long of a decimal of at most 18 digits (Catalyst's `UnscaledValue`, which
+    Spark's own optimizer uses to sum narrow decimals as longs), or None when the session is
+    not a classic JVM one (Spark Connect)."""
+    context = SparkContext._active_spark_context  # noqa: SLF001 - no public expression API
+    if context is None:
+        return None
+    try:
+        jvm = context._jvm  # noqa: SLF001
+        utils = jvm.org.apache.spark.sql.classic.ExpressionUtils
+        expression = jvm.org.apache.spark.sql.catalyst.expressions.UnscaledValue(
+            utils.expression(col._jc))  # noqa: SLF001
+        return Column(utils.column(expression))
+    except Exception:  # noqa: BLE001 - any py4j failure: fall back to the decimal sum
+        return None
 
 
 def plan_metrics(
@@ -194,6 +276,8 @@ def plan_metrics(
         names[alias] = name
 
     footer_columns = []
+    floating: dict[str, bool] = {}
+    unscaled: dict[str, int] = {}
     for field in schema.fields:
         col = F.col(identifier(field.name))
         if keep is not None:  # aggregates skip nulls: a dropped row counts nowhere
@@ -206,10 +290,21 @@ def plan_metrics(
             if isinstance(field.dataType, _TEMPORAL):
                 add(MIN + field.name, F.min(col))
                 add(MAX + field.name, F.max(col))
-        if isinstance(field.dataType, _FLOATING):
+        if isinstance(field.dataType, _FLOATING) and in_footer:
+            # One plain sum answers both metrics unless it is NaN (`MetricPlan`).
+            add(_RAW_SUM + field.name, F.sum(col))
+            floating[field.name] = field.name in summed
+        elif isinstance(field.dataType, _FLOATING):
             add(NAN_COUNT + field.name, F.count_if(F.isnan(col)))
             if field.name in summed:
                 add(SUM + field.name, F.sum(F.nanvl(col, F.lit(0.0))))
+        elif (isinstance(field.dataType, T.DecimalType) and field.name in summed and in_footer
+              and field.dataType.precision <= _LONG_DIGITS
+              and (units := _unscaled(col)) is not None):
+            # Longs instead of Spark's decimal arithmetic (a BigDecimal per row once the sum
+            # is wider than 18 digits); exact, scaled back in `MetricPlan.collect`.
+            add(_UNSCALED_SUM + field.name, F.try_sum(units))
+            unscaled[field.name] = field.dataType.scale
         elif isinstance(field.dataType, T.DecimalType) and field.name in summed:
             # A sum carries 10 more digits than its column, capped at Spark's 38: up to
             # decimal(28, s) no overflow short of 10^10 rows, and plain sum is measurably
@@ -244,6 +339,6 @@ def plan_metrics(
         capped[column] = options.category_cap
     for name, expr in extra:
         add(name, expr)
-    return MetricPlan(schema, exprs, names, capped, tuple(footer_columns))
+    return MetricPlan(schema, exprs, names, capped, tuple(footer_columns), floating, unscaled)
 
 
