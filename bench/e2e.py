@@ -20,6 +20,21 @@ driver's peak live heap (heap in use after a collection, from the JVM's GC log),
 starts and Spark jobs (from Spark's event logs, one file per SparkContext). Then the ratios
 c/a and b/a per size, and time ratios between sizes (linearity).
 
+The profile (medians, seconds; --rounds as above) says where each variant's time goes, from
+Spark's event log (application start, each job's submission and completion, its job group)
+and, for (c), Dagster's event log of the run (run start and end, each step's start and end):
+  before Spark: process start to the SparkContext's start (imports; for (c) also Dagster's
+    start-up and the definitions' loading, up to the run's start, then the step's set-up);
+  load jobs: Spark jobs of the loads themselves (job group `etl_assets:<table>`, with their
+    samples and quality queries); for (a) and (b) every job;
+  other jobs: every other Spark job of (c) (footers are no job; log writes, metastore
+    look-ups, the checks' history reads);
+  between jobs: the rest of the time between the SparkContext's start and the last job's
+    end (planning, metastore calls, Python);
+  after: the last job's end to process exit (for (c): the checks' and run's end events,
+    Spark's stop);
+  check steps: for (c), the summed wall time of the steps that only run checks.
+
 Usage: .venv/bin/python bench/e2e.py [--sizes 1M,10M,50M] [--rounds 3]
 """
 
@@ -174,8 +189,67 @@ def write_spec(folder: Path, rows: int) -> None:
 
 # --- measuring a process -----------------------------------------------------------------------
 
+def spark_profile(logs: list[Path], started_epoch: float, ended_epoch: float
+                  ) -> dict[str, float]:
+    """Where a process's time went, from its Spark event logs (see the module docstring)."""
+    app_start = None
+    jobs: dict[int, list] = {}  # job id -> [submitted ms, completed ms, group]
+    for f in logs:
+        for line in f.read_text(errors="replace").splitlines():
+            if '"Event":"SparkListenerApplicationStart"' in line:
+                stamp = json.loads(line)["Timestamp"]
+                app_start = stamp if app_start is None else min(app_start, stamp)
+            elif '"Event":"SparkListenerJobStart"' in line:
+                event = json.loads(line)
+                group = (event.get("Properties") or {}).get("spark.jobGroup.id") or ""
+                jobs[event["Job ID"]] = [event["Submission Time"], None, group]
+            elif '"Event":"SparkListenerJobEnd"' in line:
+                event = json.loads(line)
+                if event["Job ID"] in jobs:
+                    jobs[event["Job ID"]][1] = event["Completion Time"]
+    done = [j for j in jobs.values() if j[1] is not None]
+    if app_start is None or not done:
+        return {}
+    load = sum(end - start for start, end, group in done if group.startswith("etl_assets:"))
+    other = sum(end - start for start, end, group in done
+                if not group.startswith("etl_assets:"))
+    last = max(end for _, end, _ in done)
+    return {"before_spark_s": app_start / 1000 - started_epoch,
+            "load_jobs_s": load / 1000, "other_jobs_s": other / 1000,
+            "between_jobs_s": (last - app_start - load - other) / 1000,
+            "after_s": ended_epoch - last / 1000}
+
+
+def dagster_profile(dagster_home: Path, started_epoch: float) -> dict[str, float]:
+    """For (c): Dagster's start-up and the checks' steps, from the newest run's event log."""
+    from dagster import DagsterEventType, DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    instance = DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home)))
+    try:
+        (run,) = instance.get_runs(limit=1)
+        records = instance.all_logs(run.run_id)
+        run_start = next(r.timestamp for r in records if r.dagster_event is not None
+                         and r.dagster_event.event_type == DagsterEventType.RUN_START)
+        steps: dict[str, list[float]] = {}
+        for r in records:
+            event = r.dagster_event
+            if event is None or r.step_key is None:
+                continue
+            if event.event_type == DagsterEventType.STEP_START:
+                steps[r.step_key] = [r.timestamp, r.timestamp]
+            elif event.event_type in (DagsterEventType.STEP_SUCCESS,
+                                      DagsterEventType.STEP_FAILURE) and r.step_key in steps:
+                steps[r.step_key][1] = r.timestamp
+        checks = sum(end - start for key, (start, end) in steps.items() if key not in TABLES)
+        return {"dagster_start_s": run_start - started_epoch, "check_steps_s": checks}
+    finally:
+        instance.dispose()
+
+
 def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, float]:
-    """Run a command to completion; wall time, peak RSS by kind, Spark starts and jobs."""
+    """Run a command to completion; wall time, peak RSS by kind, Spark starts and jobs, and
+    where the time went (`spark_profile`)."""
     shutil.rmtree(events, ignore_errors=True)
     events.mkdir(parents=True)
     env = {**env, "PYSPARK_SUBMIT_ARGS": (
@@ -189,6 +263,7 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
     peak = {"jvm": 0, "python": 0}
     cpu: dict[int, float] = {}  # pid -> user + system seconds, last seen
     started = time.perf_counter()
+    started_epoch = time.time()
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     output: list[str] = []
@@ -211,6 +286,7 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
                 pass
         time.sleep(0.2)
     elapsed = time.perf_counter() - started
+    ended_epoch = time.time()
     reader.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{''.join(output)[-4000:]}")
@@ -219,7 +295,9 @@ def measure(cmd: list[str], env: dict[str, str], events: Path) -> dict[str, floa
                for f in logs for line in f.read_text(errors="replace").splitlines())
     return {"s": elapsed, "cpu_s": sum(cpu.values()), "jvm_mb": peak["jvm"] / 2**20,
             "python_mb": peak["python"] / 2**20,
-            "live_heap_mb": live_heap_mb(events), "spark_starts": len(logs), "jobs": jobs}
+            "live_heap_mb": live_heap_mb(events), "spark_starts": len(logs), "jobs": jobs,
+            "started_epoch": started_epoch,
+            **spark_profile(logs, started_epoch, ended_epoch)}
 
 
 GC_PAUSE = re.compile(r"Pause .* (\d+)M->(\d+)M\(\d+M\)")
@@ -257,6 +335,8 @@ def run_size(rows: int, rounds: int, scratch: Path) -> dict[str, dict[str, float
     for round_ in range(rounds):
         for variant, cmd in commands.items():
             result = measure(cmd, env, scratch / "events")
+            if variant == "c":
+                result.update(dagster_profile(dagster_home, result["started_epoch"]))
             print(f"  {rows:>11,} rows  round {round_ + 1}  ({variant}) {result['s']:7.1f} s  "
                   f"CPU {result['cpu_s']:6.1f} s  "
                   f"JVM {result['jvm_mb']:6.0f} MB (live heap {result['live_heap_mb']:4.0f})  "
@@ -315,6 +395,16 @@ def main() -> int:
               f"b {ratio['b']:.2f}x, c {ratio['c']:.2f}x; (c) driver RSS "
               f"{memory['jvm_mb']:.2f}x, live heap {memory['live_heap_mb']:.2f}x, "
               f"Dagster process {memory['python_mb']:.2f}x")
+    print("\nwhere the time goes (s, medians; see the module docstring)\n")
+    keys = ["before_spark_s", "dagster_start_s", "load_jobs_s", "other_jobs_s",
+            "between_jobs_s", "after_s", "check_steps_s"]
+    print("| order rows | variant | total | " + " | ".join(k[:-2].replace("_", " ")
+                                                        for k in keys) + " |")
+    print("|---|---|---|" + "---|" * len(keys))
+    for rows, r in results.items():
+        for variant in "ac":
+            cells = " | ".join(f"{r[variant][k]:.1f}" if k in r[variant] else "-" for k in keys)
+            print(f"| {rows:,} | {variant} | {r[variant]['s']:.1f} | {cells} |")
     print(json.dumps({str(k): v for k, v in results.items()}))
     return 0
 
