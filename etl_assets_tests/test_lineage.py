@@ -1,10 +1,15 @@
-"""Column lineage (`etl_assets/core/lineage.py`) and its `dagster/column_lineage` metadata.
+"""Column lineage (`etl_assets/core/lineage.py`), its `dagster/column_lineage` metadata and
+the traced, readable `column_lineage` entry.
 
 Why: Dagster's catalog shows, per column, the upstream columns it comes from, but only when a
 materialization says so. The pure tests pin what is read from SQL (joins, aggregates, CASE,
 CTEs, `SELECT *` only with known input columns) and that what cannot be resolved gives no
-entry instead of a wrong one or an exception. The Spark tests load small tables and the demo
-and read the lineage back from the recorded materializations, as the UI does.
+entry instead of a wrong one or an exception. The open-source UI hides
+`dagster/column_lineage`, so each definition also carries the lineage traced back through the
+upstream tables as Markdown: the tracing tests (no Spark) pin the demo's trails, the caps that
+keep a wide fan-in readable and a cycle finite, and the Markdown's escaping. The Spark tests
+load small tables and the demo and read the lineage back from the recorded materializations,
+as the UI does.
 """
 
 from __future__ import annotations
@@ -17,11 +22,20 @@ import pytest
 from pyspark.sql import SparkSession
 
 from etl_assets.core import metric_names as M
-from etl_assets.core.lineage import column_lineage, declared_lineage
+from etl_assets.core.lineage import (
+    Lineage,
+    TracedColumn,
+    Trail,
+    column_lineage,
+    declared_lineage,
+    project_lineage,
+    trace_lineage,
+)
 from etl_assets.core.specs import Project, SpecError, load_project
 from etl_assets.definitions import build_resources
 from etl_assets.engine.inputs import read_source
 from etl_assets.orchestration.domains import build_assets
+from etl_assets.orchestration.metadata import lineage_markdown
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 # --- SQL -> lineage, no Spark -----------------------------------------------------------------
@@ -117,6 +131,95 @@ def test_declared_lineage_is_matched_to_the_frames_and_drops_what_they_lack() ->
         "days": [("orders", "order_date"), ("rates", "day")],  # rates' columns unknown: kept
     }
     assert declared_lineage({"v": ["src.a.b", "src.c"]}) == {"v": [("src", "a.b"), ("src", "c")]}
+
+
+# --- tracing through the project's tables, no Spark -------------------------------------------
+
+
+def _steps(traced: dict[str, TracedColumn], column: str) -> list[tuple[tuple[str, str], ...]]:
+    return [trail.steps for trail in traced[column].trails]
+
+
+def test_the_demo_columns_are_traced_back_to_the_sources(demo_project: Project) -> None:
+    lineages = project_lineage(demo_project, ["enriched_categories"])
+    # Only the table and what is upstream of it is read (the sources have no lineage).
+    assert set(lineages) == {"enriched_categories", "category_totals", "clean_orders"}
+    traced = trace_lineage(lineages, "enriched_categories")
+    assert list(traced) == ["category_code", "category_name", "category_group", "사용일자",
+                            "order_count", "total_amount", "total_quantity"]
+    assert traced["total_amount"] == TracedColumn((Trail((
+        ("category_totals", "total_amount"), ("clean_orders", "amount"),
+        ("raw_orders", "amount"))),))
+    assert _steps(traced, "category_name") == [(("categories", "category_name"),)]
+    # count(*) has no column of clean_orders: the trail starts at category_totals.
+    assert _steps(traced, "order_count") == [(("category_totals", "order_count"),)]
+    assert all(t.end == "origin" and not c.more for c in traced.values() for t in c.trails)
+
+
+def test_a_diamond_lists_each_derivation_and_names_match_case_insensitively() -> None:
+    lineages: dict[str, Lineage] = {
+        "top": {"Score": [("Mid", "A"), ("mid", "b")]},
+        "mid": {"a": [("src", "x")], "B": [("src", "x"), ("other", "y")], "n": []},
+    }
+    traced = trace_lineage(lineages, "TOP")
+    # Spelled as the downstream lineage spells them; two trails reach src.x.
+    assert _steps(traced, "Score") == [
+        (("Mid", "A"), ("src", "x")),
+        (("mid", "b"), ("src", "x")),
+        (("mid", "b"), ("other", "y")),
+    ]
+    assert trace_lineage(lineages, "src") == {}  # a source: nothing to trace
+    assert trace_lineage({"t": {"v": []}}, "t") == {}  # a column without lineage
+
+
+def test_a_wide_fan_in_lists_the_first_trails_and_counts_the_rest() -> None:
+    wide = {"total": [("wide_in", f"c{i}") for i in range(300)]}
+    traced = trace_lineage({"t": wide}, "t")
+    assert len(traced["total"].trails) == 10 and traced["total"].more == 290
+    assert trace_lineage({"t": wide}, "t", max_trails=3)["total"].more == 297
+    assert trace_lineage({"t": wide}, "t", max_trails=0)["total"] == TracedColumn((), 300)
+
+
+def test_trails_doubling_at_every_layer_are_counted_not_walked_and_cut_at_the_depth() -> None:
+    # 40 layers, each column from both columns of the layer below: 2**40 trails, counted in
+    # columns x depth steps. Past the depth cap a trail ends with "depth".
+    layers = {f"l{i}": {"a": [(f"l{i + 1}", "a"), (f"l{i + 1}", "b")],
+                        "b": [(f"l{i + 1}", "a"), (f"l{i + 1}", "b")]} for i in range(40)}
+    deep = trace_lineage(layers, "l0", max_depth=60)["a"]
+    assert deep.more == 2**40 - 10
+    assert [len(t.steps) for t in deep.trails] == [40] * 10
+    assert deep.trails[0].steps[-1] == ("l40", "a") and deep.trails[0].end == "origin"
+    capped = trace_lineage(layers, "l0", max_depth=5)["a"]
+    assert capped.more == 2**5 - 10
+    assert {len(t.steps) for t in capped.trails} == {5}
+    assert {t.end for t in capped.trails} == {"depth"}
+
+
+def test_a_cycle_ends_its_trail_instead_of_looping() -> None:
+    lineages: dict[str, Lineage] = {"a": {"x": [("b", "y"), ("src", "z")]},
+                                    "b": {"y": [("A", "X")]},
+                                    "self": {"v": [("self", "V")]}}
+    traced = trace_lineage(lineages, "a")
+    assert traced["x"].trails == (Trail((("b", "y"), ("A", "X")), "cycle"),
+                                  Trail((("src", "z"),)))
+    assert trace_lineage(lineages, "self")["v"].trails == (Trail((("self", "V"),), "cycle"),)
+
+
+def test_the_markdown_has_a_row_per_trail_and_escapes_names() -> None:
+    traced = {
+        "total_amount": TracedColumn((Trail((("category_totals", "total_amount"),
+                                             ("clean_orders", "amount"))),)),
+        "a|b": TracedColumn((Trail((("t", "_x_"),), "depth"), Trail((("t", "*y*"),), "cycle")),
+                            more=1234),
+    }
+    assert lineage_markdown(traced).value.splitlines() == [
+        "| column | derives from |",
+        "|---|---|",
+        "| total_amount | category_totals.total_amount ← clean_orders.amount |",
+        "| a\\|b | t.\\_x\\_ ← … |",
+        "| a\\|b | t.\\*y\\* ← … (cycle) |",
+        "| a\\|b | … 1,234 more |",
+    ]
 
 
 # --- spec validation ---------------------------------------------------------------------------
@@ -276,3 +379,9 @@ def test_the_asset_definitions_carry_the_lineage_the_sql_gives(demo_project: Pro
             for column, found in lineage.deps_by_column.items()}
     assert deps["category_name"] == {("categories", "category_name")}
     assert deps["total_amount"] == {("category_totals", "total_amount")}
+    # The open-source UI hides that entry; the readable one, traced to the sources, it shows.
+    rows = spec.metadata[M.COLUMN_LINEAGE_TEXT].value.splitlines()
+    assert rows[0] == "| column | derives from |"
+    assert ("| total_amount | category_totals.total_amount ← clean_orders.amount ← "
+            "raw_orders.amount |") in rows
+    assert "| category_name | categories.category_name |" in rows

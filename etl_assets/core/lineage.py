@@ -5,7 +5,9 @@ A SQL table's lineage is read from its SQL by sqlglot's own lineage walk
 follows every column through joins, aggregates, CASE, window functions, CTEs, subqueries and
 set operations); a Python table's is what its `column_lineage` option declares. Either way the
 result is plain data, `{output column: [(input name, input column), ...]}`, which the Dagster
-layer turns into `dagster/column_lineage` metadata.
+layer turns into `dagster/column_lineage` metadata. `trace_lineage` follows one table's columns
+through the lineage of every table of the project back to where they start, for the readable
+`column_lineage` entry the open-source UI shows.
 
 Lineage is informational: nothing here raises. What cannot be resolved (an unqualified column
 of a join whose input columns are unknown, `SELECT *` without known input columns, a struct
@@ -19,12 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
 from sqlglot.lineage import Node, lineage
 
-from etl_assets.core.specs import render_template
+from etl_assets.core.specs import Project, Table, render_template
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +35,38 @@ Lineage = dict[str, list[tuple[str, str]]]
 """Output column -> the (input name, input column) pairs it derives from, sorted."""
 
 DIALECT = "spark"
+
+Step = tuple[str, str]
+"""(table or source name, column): one column on a trail."""
+
+MAX_TRAILS = 10
+"""Trails listed per column by default; the rest are counted (`TracedColumn.more`)."""
+
+MAX_DEPTH = 12
+"""Steps per trail by default; a longer one is cut (`Trail.end == "depth"`)."""
+
+
+@dataclass(frozen=True)
+class Trail:
+    """One derivation path of an output column, from the table's own input to where it stops.
+
+    `steps[0]` is the input column the table reads, each next step a column the previous one
+    derives from. `end` says why the trail stops at `steps[-1]`: `"origin"` (a source's
+    column, or a table's column with no lineage of its own: `count(*)`, a literal, one that
+    did not resolve), `"cycle"` (the column is already on the trail) or `"depth"` (the trail
+    reached the depth cap; the column derives from more).
+    """
+
+    steps: tuple[Step, ...]
+    end: str = "origin"
+
+
+@dataclass(frozen=True)
+class TracedColumn:
+    """An output column's trails (at most the cap, in input order) and how many more exist."""
+
+    trails: tuple[Trail, ...]
+    more: int = 0
 
 
 def column_lineage(
@@ -172,6 +207,108 @@ def declared_lineage(
             deps.add((source, name))
         if deps:
             result[column] = sorted(deps)
+    return result
+
+
+def static_lineage(table: Table) -> Lineage:
+    """A table's lineage before any load: its SQL's without the inputs' columns (so no
+    `SELECT *` expansion), or what a Python table declares."""
+    spec = table.spec
+    if table.function is not None:
+        return declared_lineage(spec.column_lineage)
+    return column_lineage(spec.sql or "", spec.inputs)
+
+
+def project_lineage(project: Project, names: Iterable[str]) -> dict[str, Lineage]:
+    """The static lineage of the named tables and of every table upstream of them (what
+    `trace_lineage` reads to trace them); sources and unknown names are left out."""
+    found: dict[str, Lineage] = {}
+    todo = [name for name in names if name in project.tables]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        table = project.tables[name]
+        found[name] = static_lineage(table)
+        todo += [n for n in table.spec.inputs if n in project.tables and n not in found]
+    return found
+
+
+def trace_lineage(
+    lineages: Mapping[str, Lineage],
+    table: str,
+    max_trails: int = MAX_TRAILS,
+    max_depth: int = MAX_DEPTH,
+) -> dict[str, TracedColumn]:
+    """Each column of `table` traced back through the upstream tables to where it starts.
+
+    Args:
+        lineages: The static lineage of every table of the project, `{table name: Lineage}`
+            (`column_lineage` of its SQL, `declared_lineage` of a Python table). A name not
+            in it is a source (or a table without lineage): its columns start there.
+        table: The table to trace; not in `lineages` (or no column with lineage): `{}`.
+        max_trails: Trails listed per column; the others are only counted, so a wide fan-in
+            (a column of a 300-column join summed over every input) stays readable.
+        max_depth: Steps per trail at most (at least 1); a trail cut there ends with
+            `end="depth"`.
+
+    Returns:
+        Output column -> its `TracedColumn`, in the table's lineage order; a column with no
+        lineage (a literal, `count(*)`) has no entry. E.g. the demo's
+        `enriched_categories.total_amount` has one trail, `category_totals.total_amount`,
+        `clean_orders.amount`, `raw_orders.amount`, and `order_count` one of one step,
+        `category_totals.order_count` (a `count(*)`, so its trail starts there).
+
+    Edge cases: table and column names are matched case-insensitively (as Spark resolves
+    them) and spelled as the downstream table's lineage spells them. Several trails to the
+    same origin (a diamond: two inputs of one upstream table) are each listed: they are
+    different derivations. The work is bounded by the project's columns times `max_depth`,
+    however many trails there are: each (column, depth left) is traced once, keeping its
+    first trails and their exact count (`more`). A column already on its trail, a cycle
+    (which `load_project` rejects between tables, but the lineage given may hold), ends
+    that trail with `end="cycle"` instead of looping; as a column's trails are traced once,
+    in a cyclic lineage a trail reached another way may instead run on to the depth cap.
+    `max_trails` below 1 lists none (every trail counted in `more`).
+    """
+    index = {name.lower(): {col.lower(): deps for col, deps in lin.items()}
+             for name, lin in lineages.items()}
+    own = next((lin for name, lin in lineages.items() if name.lower() == table.lower()), {})
+    # (step lowered, steps left) -> its first trails and their count. Each entry is built
+    # once, so the work is bounded by columns x depth, not by the number of trails.
+    cache: dict[tuple[Step, int], tuple[list[Trail], int]] = {}
+
+    def trails(step: Step, left: int, on_trail: frozenset[Step]) -> tuple[list[Trail], int]:
+        """The trails starting at `step` (at most `max_trails`) and their count."""
+        key = (step[0].lower(), step[1].lower())
+        if key in on_trail:
+            return [Trail((step,), "cycle")], 1
+        deps = index.get(key[0], {}).get(key[1], [])
+        if not deps:
+            return [Trail((step,))], 1
+        if left <= 1:
+            return [Trail((step,), "depth")], 1
+        if (key, left) not in cache:
+            found: list[Trail] = []
+            count = 0
+            for dep in deps:
+                below, n = trails(dep, left - 1, on_trail | {key})
+                count += n
+                found += [Trail((step, *t.steps), t.end)
+                          for t in below[:max(0, max_trails - len(found))]]
+            cache[(key, left)] = (found, count)
+        return cache[(key, left)]
+
+    result: dict[str, TracedColumn] = {}
+    for column, deps in own.items():
+        start = frozenset({(table.lower(), column.lower())})
+        found: list[Trail] = []
+        count = 0
+        for dep in deps:
+            below, n = trails(dep, max_depth, start)
+            count += n
+            found += below[:max(0, max_trails - len(found))]
+        if count:
+            result[column] = TracedColumn(tuple(found), count - len(found))
     return result
 
 

@@ -19,6 +19,9 @@ PARTITION_ROW_COUNT = "dagster/partition_row_count"
 TABLE_NAME = "dagster/table_name"
 COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"
+# The definition's column lineage traced back to where each column starts, as a Markdown table:
+# the open-source UI hides `dagster/column_lineage` (only Dagster+ draws it) and shows this.
+COLUMN_LINEAGE_TEXT = "column_lineage"
 URI = "dagster/uri"
 ROWS_IN = "rows_in"
 BYTES = "bytes"

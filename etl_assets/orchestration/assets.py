@@ -16,7 +16,7 @@ from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.held import DEFAULT_RETENTION_DAYS
-from etl_assets.core.lineage import column_lineage, declared_lineage
+from etl_assets.core.lineage import Lineage, project_lineage, trace_lineage
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.outcomes import CheckedLoad
 from etl_assets.core.specs import Project, Source, Table
@@ -97,26 +97,33 @@ def _deps(project: Project, table: Table) -> list[dg.AssetDep]:
     return deps
 
 
-def _spec_metadata(table: Table) -> dict[str, Any]:
+def _spec_metadata(table: Table, lineages: dict[str, Lineage]) -> dict[str, Any]:
     """The asset definition's own metadata; with the column lineage the SQL (or the function's
-    declaration) gives without knowing the inputs' columns (loads refine it with them)."""
+    declaration) gives without knowing the inputs' columns (loads refine it with them): as
+    `dagster/column_lineage` for Dagster+ and API readers, and traced back through the
+    upstream tables (`lineages`: the static lineage of the table and its upstream tables) as
+    the Markdown `column_lineage`, which the open-source UI shows."""
     spec = table.spec
     metadata: dict[str, Any] = {M.TABLE_NAME: table.qualified_name, "spec_file": str(table.file),
                                 "write_mode": spec.write_mode}
-    static = (declared_lineage(spec.column_lineage) if table.function is not None
-              else column_lineage(spec.sql or "", spec.inputs))
+    static = lineages.get(table.name)
     if static:
         metadata[M.COLUMN_LINEAGE] = MD.column_lineage(static)
+        metadata[M.COLUMN_LINEAGE_TEXT] = MD.lineage_markdown(trace_lineage(lineages,
+                                                                            table.name))
     metadata.update(_code_reference(table.file, table.line))
     return metadata
 
 
 def build_table_asset(project: Project, table: Table,
-                      held_retention_days: float = DEFAULT_RETENTION_DAYS) -> dg.AssetsDefinition:
+                      held_retention_days: float = DEFAULT_RETENTION_DAYS,
+                      lineages: dict[str, Lineage] | None = None) -> dg.AssetsDefinition:
     """One Hive table as a Dagster asset; its inputs become its upstream dependencies.
 
     `held_retention_days`: how long a load its blocking checks held back waits to be
-    published or discarded before the table's next load removes it.
+    published or discarded before the table's next load removes it. `lineages`: the static
+    lineage of (at least) the table and its upstream tables (`lineage.project_lineage`),
+    when the caller has it for several tables; read from the project otherwise.
 
     Time-partitioned tables load a range of partitions in one run and one Spark job
     (`BackfillPolicy.single_run()`): a 30-day backfill pays Spark's start-up once.
@@ -133,7 +140,8 @@ def build_table_asset(project: Project, table: Table,
         tags=dict(spec.tags) or None,
         kinds={"spark", "hive", *(("python",) if table.function is not None else ())},
         code_version=table.code_version,
-        metadata=_spec_metadata(table),
+        metadata=_spec_metadata(
+            table, lineages if lineages is not None else project_lineage(project, [table.name])),
         freshness_policy=freshness_policy(table),
         automation_condition=dg.AutomationCondition.eager() if spec.auto_materialize else None,
     )

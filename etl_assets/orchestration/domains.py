@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from etl_assets.core.held import DEFAULT_RETENTION_DAYS
+from etl_assets.core.lineage import project_lineage
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import Project
 from etl_assets.orchestration.assets import build_source_asset, build_table_asset
@@ -42,10 +43,12 @@ def domain_part(project: Project, folder: Path) -> Project:
 def build_assets(project: Project, held_retention_days: float = DEFAULT_RETENTION_DAYS,
                  part: Project | None = None) -> list[dg.AssetsDefinition | dg.AssetSpec]:
     """A source asset per declared source and a table asset per table spec: of the whole
-    project, or of `part` of it (a domain), its tables still looking inputs up in `project`."""
+    project, or of `part` of it (a domain), its tables still looking inputs up in `project`
+    (their lineage is traced back through every domain's tables)."""
     part = part or project
     sources = [build_source_asset(source) for source in part.sources.values()]
-    tables = [build_table_asset(project, table, held_retention_days)
+    lineages = project_lineage(project, part.tables)  # each SQL parsed once, not per table
+    tables = [build_table_asset(project, table, held_retention_days, lineages)
               for table in part.tables.values()]
     return [*sources, *tables]
 

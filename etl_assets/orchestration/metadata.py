@@ -14,6 +14,7 @@ import dagster as dg
 from pyspark.sql import types as T
 
 from etl_assets.core import metric_names as M
+from etl_assets.core.lineage import TracedColumn, Trail
 from etl_assets.core.metric_names import (
     COLUMN_METRICS,
     COLUMNS,
@@ -67,6 +68,42 @@ def column_lineage(lineage: Mapping[str, Sequence[tuple[str, str]]]) -> dg.Table
                  for source, name in deps]
         for column, deps in lineage.items()
     })
+
+
+def lineage_markdown(traced: Mapping[str, TracedColumn]) -> dg.MetadataValue:
+    """Traced lineage (`lineage.trace_lineage`) as a Markdown table the open-source UI shows,
+    `| column | derives from |`, one row per trail: `category_totals.total_amount ←
+    clean_orders.amount ← raw_orders.amount`, read from the table's input back to where the
+    column starts. A trail cut at a cycle or at the depth cap ends with `← …`; trails beyond
+    the cap are one more row, `… N more`."""
+    rows = ["| column | derives from |", "|---|---|"]
+    for column, found in traced.items():
+        name = _md(column)
+        rows += [f"| {name} | {_trail(trail)} |" for trail in found.trails]
+        if found.more:
+            rows.append(f"| {name} | … {found.more:,} more |")
+    return dg.MetadataValue.md("\n".join(rows))
+
+
+def _trail(trail: Trail) -> str:
+    text = " ← ".join(f"{_md(source)}.{_md(column)}" for source, column in trail.steps)
+    if trail.end == "cycle":
+        return text + " ← … (cycle)"
+    return text + " ← …" if trail.end == "depth" else text
+
+
+def _md(text: str) -> str:
+    """A name as literal Markdown text: what Markdown or a table cell would read as syntax
+    (`|`, `*`, backquotes, brackets, `<`, `&`, a backslash) escaped, and `_` where it could
+    start or end emphasis (not inside a word: `total_amount` stays as it reads)."""
+    out = []
+    for i, c in enumerate(text):
+        inner = 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
+        out.append("\\" + c if c in _MD_SPECIAL or (c == "_" and not inner) else c)
+    return "".join(out)
+
+
+_MD_SPECIAL = frozenset("\\`*[]<>|~&")
 
 
 def to_metadata(value: Any) -> dg.MetadataValue:
