@@ -1,11 +1,15 @@
-"""Column lineage and column descriptions as `dg dev` serves them.
+"""Column lineage and column descriptions as `dg dev` serves and shows them.
 
 The tables are loaded the way users load them (`dg launch`). `enriched_categories`' columns
 are traced back, through `category_totals`, to `clean_orders` and `categories` in the
 materializations' `dagster/column_lineage`, read through the webserver's GraphQL API: the open
-source UI fetches it but draws no column graph (Dagster's docs: viewing column lineage in the UI
-is a Dagster+ feature). The spec's column descriptions are checked where the open-source UI
-shows them, the asset page's column table, in headless Chromium.
+source UI fetches it but hides it from its metadata tables and draws no column graph (Dagster's
+docs: viewing column lineage in the UI is a Dagster+ feature). What the open-source UI shows
+instead is checked in headless Chromium: on `enriched_categories`' asset page (Overview tab,
+Metadata section) the definition's `column_lineage` entry, a table of each column's trails
+back to the sources (`total_amount`: category_totals.total_amount ← clean_orders.amount ←
+raw_orders.amount); and on `clean_orders`' page the spec's column descriptions in the
+column table.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from etl_assets_tests.helpers import (
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 
-def test_column_lineage_reaches_clean_orders_and_the_column_table_shows_descriptions(
+def test_column_lineage_shows_on_the_asset_page_and_the_column_table_shows_descriptions(
     browser: Browser, tmp_path: Path
 ) -> None:
     home = tmp_path / "home"
@@ -66,6 +70,25 @@ def test_column_lineage_reaches_clean_orders_and_the_column_table_shows_descript
         assert "int" in row.inner_text()
         amount = page.locator("tr", has_text="Order amount in EUR, two decimals.").first
         assert "amount" in amount.inner_text()
+
+        # enriched_categories' page, Overview tab, Metadata section: the row whose key is
+        # `column_lineage` holds the definition's Markdown, rendered as a table.
+        page.goto(f"{dev.url}/assets/enriched_categories")
+        entry = page.locator("tr", has=page.get_by_text("column_lineage", exact=True))
+        table = entry.locator(".dagster-markdown table")
+        table.wait_for(timeout=60_000)
+        table.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "enriched_categories_lineage.png"), full_page=True)
+        assert table.locator("th").all_inner_texts() == ["column", "derives from"]
+        rows = {}
+        for row in table.locator("tbody tr").all():
+            column, derives = row.locator("td").all_inner_texts()
+            rows.setdefault(column, []).append(derives)
+        assert rows["total_amount"] == [
+            "category_totals.total_amount ← clean_orders.amount ← raw_orders.amount"]
+        assert rows["category_name"] == ["categories.category_name"]
+        assert rows["order_count"] == ["category_totals.order_count"]  # count(*)
+        assert set(rows) == set(lineage["enriched_categories"])  # the columns with lineage
         assert not errors, errors
 
 
