@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from pyspark import SparkContext
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -207,23 +206,6 @@ def _aggregate_written(spark: SparkSession, location: str, schema: T.StructType,
     return dict(zip(names, row, strict=True))
 
 
-def _unscaled(col: Column) -> Column | None:
-    """The unscaled long of a decimal of at most 18 digits (Catalyst's `UnscaledValue`, which
-    Spark's own optimizer uses to sum narrow decimals as longs), or None when the session is
-    not a classic JVM one (Spark Connect)."""
-    context = SparkContext._active_spark_context  # noqa: SLF001 - no public expression API
-    if context is None:
-        return None
-    try:
-        jvm = context._jvm  # noqa: SLF001
-        utils = jvm.org.apache.spark.sql.classic.ExpressionUtils
-        expression = jvm.org.apache.spark.sql.catalyst.expressions.UnscaledValue(
-            utils.expression(col._jc))  # noqa: SLF001
-        return Column(utils.column(expression))
-    except Exception:  # noqa: BLE001 - any py4j failure: fall back to the decimal sum
-        return None
-
-
 def plan_metrics(
     schema: T.StructType,
     options: MetricsSpec,
@@ -300,7 +282,7 @@ def plan_metrics(
                 add(SUM + field.name, F.sum(F.nanvl(col, F.lit(0.0))))
         elif (isinstance(field.dataType, T.DecimalType) and field.name in summed and in_footer
               and field.dataType.precision <= _LONG_DIGITS
-              and (units := _unscaled(col)) is not None):
+              and (units := S.unscaled_value(col)) is not None):
             # Longs instead of Spark's decimal arithmetic (a BigDecimal per row once the sum
             # is wider than 18 digits); exact, scaled back in `MetricPlan.collect`.
             add(_UNSCALED_SUM + field.name, F.try_sum(units))

@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from pyspark import SparkContext
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import Column, Observation, SparkSession
 from pyspark.sql import types as T
 
 from etl_assets.core.sql_quoting import partition_spec
@@ -155,16 +155,46 @@ def merge_footers(parts: Sequence[FooterStats], columns: Sequence[str]) -> Foote
 _EPOCH = date(1970, 1, 1)
 
 
-def _footer_value(primitive: Any, raw: Any) -> Any:
-    """A footer min/max of a DATE or TIMESTAMP column as a Python value."""
-    logical = str(primitive.getLogicalTypeAnnotation() or "")
+def unscaled_value(col: Column) -> Column | None:
+    """The unscaled long of a decimal of at most 18 digits (Catalyst's `UnscaledValue`, which
+    Spark's own optimizer uses to sum narrow decimals as longs; no SQL function or Python API
+    exposes it), or None without a classic JVM session (Spark Connect)."""
+    context = SparkContext._active_spark_context  # noqa: SLF001
+    if context is None:
+        return None
+    try:
+        jvm = context._jvm  # noqa: SLF001
+        utils = jvm.org.apache.spark.sql.classic.ExpressionUtils
+        expression = jvm.org.apache.spark.sql.catalyst.expressions.UnscaledValue(
+            utils.expression(col._jc))  # noqa: SLF001
+        return Column(utils.column(expression))
+    except Exception:  # noqa: BLE001 - any py4j failure: the caller sums the decimals
+        return None
+
+
+def _footer_layout(chunks: Any, wanted: set[str]) -> list[tuple[int, str, str | None]]:
+    """(position, column, DATE/TIMESTAMP logical type or None) of each wanted top-level
+    column among a row group's column chunks."""
+    layout = []
+    for index in range(chunks.size()):
+        chunk = chunks.get(index)
+        column = chunk.getPath().toDotString()
+        if column not in wanted or len(chunk.getPath().toArray()) != 1:
+            continue  # not asked for, or a field of a nested column
+        logical = str(chunk.getPrimitiveType().getLogicalTypeAnnotation() or "")
+        temporal = logical if logical.startswith(("DATE", "TIMESTAMP")) else None
+        layout.append((index, column, temporal))
+    return layout
+
+
+def _footer_value(logical: str, raw: Any) -> Any:
+    """A footer min/max of a DATE or TIMESTAMP column (its logical type's text) as a Python
+    value."""
     if logical.startswith("DATE"):
         return _EPOCH + timedelta(days=int(raw))
-    if logical.startswith("TIMESTAMP"):
-        divisor = 1_000 if "MILLIS" in logical else 1_000_000 if "MICROS" in logical else 10**9
-        stamp = datetime.fromtimestamp(int(raw) / divisor, tz=timezone.utc)
-        return stamp if "true" in logical else stamp.replace(tzinfo=None)
-    return None
+    divisor = 1_000 if "MILLIS" in logical else 1_000_000 if "MICROS" in logical else 10**9
+    stamp = datetime.fromtimestamp(int(raw) / divisor, tz=timezone.utc)
+    return stamp if "true" in logical else stamp.replace(tzinfo=None)
 
 
 def read_footers(spark: SparkSession, location: str, columns: Sequence[str]) -> FooterStats:
@@ -198,22 +228,23 @@ def read_footers(spark: SparkSession, location: str, columns: Sequence[str]) -> 
             blocks = reader.getFooter().getBlocks()
         finally:
             reader.close()
-        for block in blocks:
+        # Every py4j call is a round trip (~0.1 ms): the wanted columns' positions and logical
+        # types are read once per file (its row groups share its schema), and per row group
+        # only their statistics.
+        layout: list[tuple[int, str, str | None]] | None = None
+        for b in range(blocks.size()):
+            block = blocks.get(b)
             stats.rows += block.getRowCount()
-            for chunk in block.getColumns():
-                parts = list(chunk.getPath().toArray())
-                if len(parts) != 1 or parts[0] not in wanted:
-                    continue
-                column = parts[0]
-                chunk_stats = chunk.getStatistics()
+            chunks = block.getColumns()
+            if layout is None:
+                layout = _footer_layout(chunks, wanted)
+            for index, column, logical in layout:
+                chunk_stats = chunks.get(index).getStatistics()
                 stats.nulls[column] += chunk_stats.getNumNulls()
-                if not chunk_stats.hasNonNullValue():
+                if logical is None or not chunk_stats.hasNonNullValue():
                     continue
-                primitive = chunk.getPrimitiveType()
-                low = _footer_value(primitive, chunk_stats.genericGetMin())
-                high = _footer_value(primitive, chunk_stats.genericGetMax())
-                if low is None:
-                    continue
+                low = _footer_value(logical, chunk_stats.genericGetMin())
+                high = _footer_value(logical, chunk_stats.genericGetMax())
                 if column not in stats.minimum or low < stats.minimum[column]:
                     stats.minimum[column] = low
                 if column not in stats.maximum or high > stats.maximum[column]:
