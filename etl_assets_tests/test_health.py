@@ -19,11 +19,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from pyspark.sql import SparkSession
+from pyspark.sql import types as T
 
 from etl_assets.core import health_report as HR
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import Project
 from etl_assets.engine.health import build_report, write_report
+from etl_assets.engine.hive_log import CHECK_LOG, LOG_SCHEMAS, RUN_LOG
 from etl_assets.orchestration import health_asset as HA
 from etl_assets.orchestration.health_asset import build_health_report_asset
 from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
@@ -152,6 +154,24 @@ def test_empty_log_says_no_runs_yet(spark: SparkSession, tmp_path: Path) -> None
     text = page.read_text(encoding="utf-8")
     assert 'id="no-runs"' in text and "No runs yet" in text
     assert page_data(page)["totals"]["runs"] == 0
+
+
+def test_a_log_of_an_older_version_is_upgraded_first(spark: SparkSession) -> None:
+    # run_log as a version before `domain` made it, with one load today.
+    database = "etl_log_health_old"
+    spark.sql(f"DROP DATABASE IF EXISTS {database} CASCADE")
+    spark.sql(f"CREATE DATABASE {database}")
+    old = T.StructType([f for f in LOG_SCHEMAS[RUN_LOG] if f.name != "domain"])
+    today = datetime.now(timezone.utc)
+    row = {f.name: None for f in old} | {
+        "run_id": "r1", "asset": "a", "status": "SUCCESS", "row_count": 5,
+        "started_at": today, "finished_at": today, "log_date": today.date()}
+    spark.createDataFrame([tuple(row[f.name] for f in old)], old).write.format(
+        "parquet").partitionBy("log_date").saveAsTable(f"{database}.{RUN_LOG}")
+    report = build_report(spark, database, days=3)
+    assert report.totals["runs"] == 1 and report.totals["rows_loaded"] == 5
+    assert "domain" in {f.name for f in spark.table(f"{database}.{RUN_LOG}").schema}
+    assert spark.catalog.tableExists(f"{database}.{CHECK_LOG}")  # made as this version has it
 
 
 def test_runs_only_before_the_period_say_so(spark: SparkSession, seeded_log: Seed) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from etl_assets.core.health_page import render_page
 from etl_assets.core.health_report import DEFAULT_DAYS, NO_DOMAIN, HealthReport, run_panels
 from etl_assets.core.records import FAILED, SUCCESS
 from etl_assets.core.sql_quoting import date_literal, table_name
-from etl_assets.engine.hive_log import CHECK_FEEDBACK, CHECK_LOG, RUN_LOG, HiveLog
+from etl_assets.engine.hive_log import CHECK_FEEDBACK, CHECK_LOG, LOG_SCHEMAS, RUN_LOG, HiveLog
 
 logger = logging.getLogger(__name__)
 
@@ -80,13 +81,34 @@ def build_report(
     if days < 1:
         raise ValueError(f"days={days}: the report needs a period of at least one day")
     log = HiveLog(spark, log_db)
-    log.ensure_tables()
     end = as_of or datetime.now(timezone.utc).date()
     start = end - timedelta(days=days - 1)
     period = f"log_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     runs = f"(SELECT * FROM {table_name(log.table(RUN_LOG))} WHERE {period})"
     checks = f"(SELECT * FROM {table_name(log.table(CHECK_LOG))} WHERE {period})"
+    if not _tables_ready(spark, log):
+        # A fresh installation (no log tables yet) or one from an older version (a column
+        # the queries read is missing): make the tables as this version has them, once.
+        log.ensure_tables()
     return _build(spark, log, days, start, end, runs, checks)
+
+
+def _tables_ready(spark: SparkSession, log: HiveLog) -> bool:
+    """Whether the log tables the report reads exist with every column this version writes.
+
+    Seven metastore calls, a few milliseconds each once its client is up (which the queries
+    need anyway). Asked first, so that a fresh installation does not get the report's
+    queries to fail on a missing table, which Spark would log as errors.
+    """
+    if not spark.catalog.databaseExists(log.database):
+        return False
+    for name in (RUN_LOG, CHECK_LOG, CHECK_FEEDBACK):
+        if not spark.catalog.tableExists(log.table(name)):
+            return False
+        columns = {f.name for f in spark.table(log.table(name)).schema}
+        if not {f.name for f in LOG_SCHEMAS[name]} <= columns:
+            return False
+    return True
 
 
 def _build(
@@ -94,39 +116,45 @@ def _build(
     checks: str,
 ) -> HealthReport:
     log_db = log.database
-
-    # One scan of run_log, grouped as finely as any panel needs (table, domain, day, status):
-    # at most tables x days x statuses rows, whatever the number of loads. The totals, the
-    # status mix, status by domain, runs per day and the slowest tables are sums over them.
-    groups = _rows(spark, f"""
-        SELECT asset, domain, log_date AS day, status, count(*) AS runs,
-               sum(row_count) AS row_count, sum(duration_s) AS duration_sum,
-               count(duration_s) AS timed, max(duration_s) AS duration_max
-        FROM {runs} GROUP BY asset, domain, log_date, status
-    """)
-    panels = run_panels(groups)
-    totals = panels.pop("totals")
-    if not totals["runs"]:
-        run_log = table_name(log.table(RUN_LOG))
-        has_runs = spark.sql(f"SELECT 1 FROM {run_log} LIMIT 1").first() is not None
+    # The four queries are independent: they run side by side. In a fresh process, as the
+    # demo's report step is, each pays a second or two of class loading and code generation
+    # on its first run, mostly on one thread, so two cores finish them in well under their sum
+    # (py4j gives each thread its own connection; Spark runs concurrent jobs of one session).
+    with ThreadPoolExecutor(max_workers=4, thread_name_prefix="health") as pool:
+        grouped = pool.submit(_rows, spark, f"""
+            SELECT asset, domain, log_date AS day, status, count(*) AS runs,
+                   sum(row_count) AS row_count, sum(duration_s) AS duration_sum,
+                   count(duration_s) AS timed, max(duration_s) AS duration_max
+            FROM {runs} GROUP BY asset, domain, log_date, status
+        """)
+        # Sorted and cut by Spark's top-k (no shuffle): only MAX_FAILURES rows leave it.
+        failed = pool.submit(_rows, spark, f"""
+            SELECT finished_at, asset, partition_key, coalesce(domain, '{NO_DOMAIN}') AS domain,
+                   run_id, attempt, duration_s,
+                   substring(error_message, 1, {MAX_ERROR_CHARS}) AS error
+            FROM {runs} WHERE status = '{FAILED}'
+            ORDER BY finished_at DESC, asset LIMIT {MAX_FAILURES}
+        """)
+        open_flags = pool.submit(_open_flags, spark, log, checks)
+        lines = pool.submit(_sparklines, spark, runs, checks)
+        # One scan of run_log, grouped as finely as any panel needs (table, domain, day,
+        # status): at most tables x days x statuses rows, whatever the number of loads. The
+        # totals, the status mix, status by domain, runs per day and the slowest tables are
+        # sums over them.
+        panels = run_panels(grouped.result())
+        totals = panels.pop("totals")
+        if not totals["runs"]:
+            run_log = table_name(log.table(RUN_LOG))
+            has_runs = spark.sql(f"SELECT 1 FROM {run_log} LIMIT 1").first() is not None
+            return HealthReport(
+                log_db=log_db, days=days, start=start.isoformat(), end=end.isoformat(),
+                generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=has_runs,
+                totals=totals)
+        flags, totals["open_flags"] = open_flags.result()
         return HealthReport(
             log_db=log_db, days=days, start=start.isoformat(), end=end.isoformat(),
-            generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=has_runs,
-            totals=totals)
-
-    # Sorted and cut by Spark's top-k (no shuffle): only MAX_FAILURES rows leave it.
-    failures = _rows(spark, f"""
-        SELECT finished_at, asset, partition_key, coalesce(domain, '{NO_DOMAIN}') AS domain,
-               run_id, attempt, duration_s,
-               substring(error_message, 1, {MAX_ERROR_CHARS}) AS error
-        FROM {runs} WHERE status = '{FAILED}'
-        ORDER BY finished_at DESC, asset LIMIT {MAX_FAILURES}
-    """)
-    flags, totals["open_flags"] = _open_flags(spark, log, checks)
-    return HealthReport(
-        log_db=log_db, days=days, start=start.isoformat(), end=end.isoformat(),
-        generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=True, totals=totals,
-        failures=failures, flags=flags, sparklines=_sparklines(spark, runs, checks), **panels)
+            generated_at=_plain(datetime.now(timezone.utc)), log_has_runs=True, totals=totals,
+            failures=failed.result(), flags=flags, sparklines=lines.result(), **panels)
 
 
 def _open_flags(spark: SparkSession, log: HiveLog, checks: str) -> tuple[list[dict], int]:
