@@ -10,7 +10,9 @@ rows each panel received: the report pulls aggregates, never the log.
 With --cold, each size's report is then also made in fresh processes, as `make demo`'s own
 `dg launch` of `etl_health_report` makes it: a new JVM, where the first metastore call and the
 first queries' code generation are paid again. Each process times its Spark session's start
-and, after it, the report (`--repeat` processes per size, median).
+and, after it, the report (`--repeat` processes per size and variant, median), in three
+variants (`COLD_VARIANTS`): without the driver's class archive, with it, and with it and the
+C1-only JIT that a run of the report alone gets (`etl_assets.engine.session`).
 
 Usage: .venv/bin/python bench/health_report.py [--sizes 100000] [--repeat 5] [--cold]
 """
@@ -32,12 +34,19 @@ from log_growth import timed  # bench/ is on sys.path when a script in it runs
 
 from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
 from etl_assets.core.records import RunRecord
-from etl_assets.core.settings import load_settings
+from etl_assets.core.settings import JVM_ARCHIVE_ENV, load_settings
 from etl_assets.engine.health import write_report
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.session import build_session
 
 ASSETS = 50
+# Fresh-process variants (--cold): the driver before issue 23's start-up work, with the class
+# archive `make install` writes, and with the quick JIT too, as a run of the report alone has.
+COLD_VARIANTS = {
+    "no archive, tiered JIT": ["--no-archive"],
+    "class archive, tiered JIT": [],
+    "class archive, C1 (query-only run)": ["--query-only"],
+}
 DAYS = 30
 
 
@@ -79,24 +88,34 @@ def main() -> int:
                         help="also time each report in fresh processes (a cold JVM)")
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--cold-one", help=argparse.SUPPRESS)
+    parser.add_argument("--no-archive", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--query-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_one:
-        return cold_report(Path(args.home), args.cold_one)
+        return cold_report(Path(args.home), args.cold_one, not args.no_archive,
+                           args.query_only)
     home = Path(args.home or tempfile.mkdtemp(prefix="etl_bench_health_"))
     if args.cold:
         # The seeding process must exit first: the embedded (Derby) metastore admits one.
         subprocess.run([sys.executable, __file__, "--home", str(home), "--repeat",
                         str(args.repeat), "--sizes", *map(str, args.sizes)], check=True)
         for size in [0, *args.sizes]:
-            runs = [json.loads(subprocess.run(
-                [sys.executable, __file__, "--home", str(home), "--cold-one",
-                 f"etl_log_{size}"], check=True, capture_output=True, text=True
-            ).stdout.strip().splitlines()[-1]) for _ in range(args.repeat)]
-            print(f"cold process, etl_log_{size}: Spark session "
-                  f"{statistics.median(r['session_s'] for r in runs):.2f} s, then the report "
-                  f"{statistics.median(r['report_s'] for r in runs):.2f} s "
-                  f"(medians of {args.repeat}; each: "
-                  + ", ".join(f"{r['report_s']:.1f}" for r in runs) + ")", flush=True)
+            runs: dict[str, list[dict]] = {variant: [] for variant in COLD_VARIANTS}
+            for round_ in range(args.repeat):  # variants rotate: none always goes first
+                order = list(COLD_VARIANTS)[round_ % 3:] + list(COLD_VARIANTS)[:round_ % 3]
+                for variant in order:
+                    runs[variant].append(json.loads(subprocess.run(
+                        [sys.executable, __file__, "--home", str(home), "--cold-one",
+                         f"etl_log_{size}", *COLD_VARIANTS[variant]], check=True,
+                        capture_output=True, text=True).stdout.strip().splitlines()[-1]))
+            base = statistics.median(r["report_s"] for r in runs["no archive, tiered JIT"])
+            for variant, measured in runs.items():
+                report_s = statistics.median(r["report_s"] for r in measured)
+                print(f"cold process, etl_log_{size}, {variant:<32}: Spark session "
+                      f"{statistics.median(r['session_s'] for r in measured):.2f} s, then the "
+                      f"report {report_s:.2f} s ({report_s / base:.2f}x; medians of "
+                      f"{args.repeat}; each: "
+                      + ", ".join(f"{r['report_s']:.1f}" for r in measured) + ")", flush=True)
         return 0
     settings = load_settings({"ETL_ASSETS_HOME": str(home)})
     spark = build_session(settings)
@@ -124,10 +143,11 @@ def main() -> int:
     return 0
 
 
-def cold_report(home: Path, database: str) -> int:
+def cold_report(home: Path, database: str, archive: bool, query_only: bool) -> int:
     """One report in this fresh process: print the session's start and the report's time."""
     started = time.perf_counter()
-    spark = build_session(load_settings({"ETL_ASSETS_HOME": str(home)}))
+    environ = {"ETL_ASSETS_HOME": str(home)} | ({} if archive else {JVM_ARCHIVE_ENV: "off"})
+    spark = build_session(load_settings(environ), query_only=query_only)
     up = time.perf_counter()
     write_report(spark, database, home / f"cold_{database}.html")
     done = time.perf_counter()

@@ -14,13 +14,15 @@ from dagster.components.core.component_tree import ComponentTree
 from etl_assets.components import project_of
 from etl_assets.core.settings import DEFAULT_DEFS, PACKAGE_DIR, Settings, load_settings
 from etl_assets.orchestration.domains import build_project_definitions
+from etl_assets.orchestration.health_asset import HEALTH_REPORT_ASSET
 from etl_assets.orchestration.resources import EtlLogResource, build_spark_resource
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
     """Resources for the settings' profile: Spark (lazy) and the log database."""
     return {
-        "spark": build_spark_resource(settings),
+        # The health report only queries the log: a run of it alone starts Spark quicker.
+        "spark": build_spark_resource(settings, query_only_assets=[HEALTH_REPORT_ASSET]),
         "etl_log": EtlLogResource(database=settings.log_db),
     }
 

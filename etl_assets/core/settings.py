@@ -36,6 +36,8 @@ Every environment variable the project reads is read here, so the rest of the co
   named by `ETL_ASSETS_ENVIRONMENTS`): database name prefix/suffix and Spark settings.
 - Alerts (see `AlertSettings`): `ETL_ASSETS_ALERT_WEBHOOK_URLS`, `ETL_ASSETS_ALERT_SMTP_*`,
   `ETL_ASSETS_UI_URL`, `ETL_ASSETS_ALERT_TIMEOUT_S`.
+- `ETL_ASSETS_JVM_ARCHIVE`: folder of the Spark driver's class-data archive
+  (`etl_assets.engine.jvm_archive`; default `<venv>/var/etl_assets`), or `off`.
 - `ETL_ASSETS_HELD_RETENTION_DAYS` (7): days a load held back by its audit waits to be
   published or discarded before the table's next load removes it (never earlier).
 """
@@ -44,6 +46,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,7 @@ JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
 DEFAULT_ENVIRONMENTS = PACKAGE_DIR / "environments.yaml"
 # Database names are split at their dot (`db.table`) and passed to catalog APIs as text, so
 # they hold only the characters of a spec's database (letters, digits, _).
+JVM_ARCHIVE_ENV = "ETL_ASSETS_JVM_ARCHIVE"
 _NAME_PART = re.compile(r"^[A-Za-z0-9_]*$")
 
 
@@ -194,6 +198,7 @@ class Settings:
     thrift_port: int = 10000
     metastore_lock_timeout_s: float | None = None
     held_retention_days: float = 7.0  # a held load not published or discarded is then removed
+    jvm_archive_dir: Path | None = None  # the driver's class archive (None: not used)
 
     @property
     def dagster_home(self) -> Path:
@@ -262,7 +267,26 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         thrift_port=_positive(env, "ETL_ASSETS_THRIFT_PORT", 10000),
         metastore_lock_timeout_s=_seconds(env, "ETL_ASSETS_METASTORE_LOCK_TIMEOUT"),
         held_retention_days=_days(env, "ETL_ASSETS_HELD_RETENTION_DAYS", 7.0),
+        jvm_archive_dir=jvm_archive_folder(env),
     )
+
+
+def jvm_archive_folder(environ: dict[str, str] | None = None) -> Path | None:
+    """Folder of the Spark driver's class archive: `ETL_ASSETS_JVM_ARCHIVE`, None when `off`.
+
+    Default: `<venv>/var/etl_assets` in a virtual environment, where the archive sits beside
+    the pyspark jars it was made from and goes when they go; else `$XDG_CACHE_HOME/etl_assets`
+    (`~/.cache/etl_assets`).
+    """
+    env = os.environ if environ is None else environ
+    value = (env.get(JVM_ARCHIVE_ENV) or "").strip()
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value).expanduser().resolve()
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix) / "var" / "etl_assets"
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "etl_assets"
 
 
 def _days(env: dict[str, str], name: str, default: float) -> float:

@@ -330,6 +330,12 @@ def partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str]) 
 # --- the Hadoop configuration ----------------------------------------------------------------
 
 
+def driver_jvm_arguments(spark: SparkSession) -> list[str]:
+    """The options the driver's JVM really started with, `JAVA_TOOL_OPTIONS` included."""
+    bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    return [str(argument) for argument in bean.getInputArguments()]
+
+
 def set_hadoop_option(context: SparkContext, key: str, value: str) -> None:
     """Set one option of the running context's Hadoop configuration (not a Spark setting:
     it appears in no `SparkConf`, command line or UI)."""

@@ -24,11 +24,13 @@ from etl_assets.core.settings import Settings
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.session import (
     METASTORE_PASSWORD_ENV,
+    QUERY_ONLY_JAVA_OPTIONS,
     python_workers_on_this_interpreter,
     serve_ui_on_loopback,
     spark_config,
     start_session,
 )
+from etl_assets.engine.storage import driver_jvm_arguments
 
 
 class EtlLogResource(dg.ConfigurableResource):
@@ -79,7 +81,18 @@ class EtlSparkResource(LazyPySparkResource):
         description="Seconds to wait for another process holding the embedded metastore "
         "(unset: no limit).",
     )
+    jvm_archive_dir: str | None = Field(
+        default=None,
+        description="Folder of the driver's class-data archive (etl_assets.engine.jvm_archive): "
+        "used when it holds this JVM's, so the driver starts sooner.",
+    )
+    query_only_assets: list[str] = Field(
+        default_factory=list,
+        description="Assets that only query the log tables (the health report): a run of "
+        "nothing else starts its driver with a quick JIT (QUERY_ONLY_JAVA_OPTIONS).",
+    )
     _log: Any = PrivateAttr(default=None)
+    _query_only: bool = PrivateAttr(default=False)
 
     @classmethod
     def _is_dagster_maintained(cls) -> bool:
@@ -88,6 +101,7 @@ class EtlSparkResource(LazyPySparkResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # The waiting line goes to the run's own log (the UI), not only to stderr.
         self._log = context.log
+        self._query_only = runs_queries_only(context.dagster_run, self.query_only_assets)
 
     @property
     def spark_session(self) -> SparkSession:
@@ -102,7 +116,12 @@ class EtlSparkResource(LazyPySparkResource):
                 if self.embedded_metastore else None,
                 lock_timeout_s=self.metastore_lock_timeout_s,
                 on_wait=self._log.warning if self._log is not None else None,
+                jvm_archive_dir=Path(self.jvm_archive_dir) if self.jvm_archive_dir else None,
+                query_only=self._query_only,
             )
+            if self._log is not None:
+                self._log.info(driver_summary(driver_jvm_arguments(self._spark_session),
+                                             self._query_only))
         return self._spark_session
 
     @property
@@ -110,7 +129,33 @@ class EtlSparkResource(LazyPySparkResource):
         return self.spark_session.sparkContext
 
 
-def build_spark_resource(settings: Settings) -> EtlSparkResource:
+def runs_queries_only(run: dg.DagsterRun | None, query_only_assets: list[str]) -> bool:
+    """Whether `run` materializes only assets of `query_only_assets`, and checks nothing.
+
+    A run of the whole job, a selection with any load or an asset check, or a run whose
+    selection is unknown (an op job, no run) is not: its driver keeps the JIT a load needs.
+    """
+    if run is None or not run.asset_selection or not query_only_assets:
+        return False
+    if run.asset_check_selection:
+        return False
+    return {key.to_user_string() for key in run.asset_selection} <= set(query_only_assets)
+
+
+def driver_summary(arguments: list[str], query_only: bool) -> str:
+    """One line for the run's log: the start-up options the driver's JVM really got, and
+    whether this run chose the quick JIT (`JAVA_TOOL_OPTIONS` may set C1 for any run)."""
+    archive = next((a.split("=", 1)[1] for a in arguments
+                    if a.startswith("-XX:SharedArchiveFile=")), None)
+    jit = "C1 only" if QUERY_ONLY_JAVA_OPTIONS in arguments else "tiered"
+    return ("Spark driver started: "
+            + (f"class archive {Path(archive).name}" if archive else "no class archive")
+            + f", JIT {jit}" + (" (a run that only queries the log)" if query_only else ""))
+
+
+def build_spark_resource(
+    settings: Settings, query_only_assets: list[str] | None = None
+) -> EtlSparkResource:
     """The lazy Spark resource of these settings: definitions load without starting Spark.
 
     Raises:
@@ -136,4 +181,6 @@ def build_spark_resource(settings: Settings) -> EtlSparkResource:
         metastore_password=password,
         embedded_metastore=str(embedded) if embedded else None,
         metastore_lock_timeout_s=settings.metastore_lock_timeout_s,
+        jvm_archive_dir=str(settings.jvm_archive_dir) if settings.jvm_archive_dir else None,
+        query_only_assets=list(query_only_assets or ()),
     )

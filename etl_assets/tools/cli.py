@@ -36,6 +36,9 @@ from etl_assets.engine.hive_log import RUN_LOG, HiveLog
 from etl_assets.engine.session import build_session
 from etl_assets.orchestration.backtest import DEFAULT_LOADS
 
+# Commands that read only the small log tables: their driver starts with a quick JIT.
+QUERY_ONLY_COMMANDS = ("status", "report")
+
 STATUS_COLUMNS = [
     "asset", "table_name", "status", "finished_at", "duration_s", "rows_in", "row_count",
     "bytes", "run_id", "error_message",
@@ -148,7 +151,8 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
         return _dagster_command(args, parser)
 
     settings = load_settings()
-    spark = spark or build_session(settings)
+    # `sql` may scan any table: it keeps the JIT a load needs.
+    spark = spark or build_session(settings, query_only=args.command in QUERY_ONLY_COMMANDS)
     try:
         if args.command == "status":
             print_frame(status_frame(spark, settings), sys.stdout, args.json, 10_000)
