@@ -9,6 +9,7 @@ and `etl_log.check_log`, and the Spark jobs the load ran.
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -248,7 +249,7 @@ def source(spark: SparkSession, tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def rules_run(settings, source: tuple[Path, Path], tmp_path_factory):
+def rules_instance_and_run(settings, source: tuple[Path, Path], tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("rules")
     source, codes = source
     write_spec(tmp_path / "spec", RULES_SPEC.format(db="t_quality", source=source, codes=codes))
@@ -256,7 +257,34 @@ def rules_run(settings, source: tuple[Path, Path], tmp_path_factory):
     (tmp_path / "dagster").mkdir()
     with dg.DagsterInstance.local_temp(str(tmp_path / "dagster")) as instance:
         result = materialize_project(project, settings, instance)
-        yield result
+        yield instance, result
+
+
+@pytest.fixture(scope="module")
+def rules_run(rules_instance_and_run):
+    return rules_instance_and_run[1]
+
+
+def test_the_run_log_warns_once_per_failed_check_and_says_nothing_of_passed_ones(
+    rules_instance_and_run,
+) -> None:
+    instance, result = rules_instance_and_run
+    records = instance.all_logs(result.run_id)
+    lines = [r.user_message for r in records if r.dagster_event is None]
+    evaluations = result.get_asset_check_evaluations()
+    failed = {e.check_name for e in evaluations if not e.passed}
+    passed = {e.check_name for e in evaluations if e.passed}
+    assert failed and passed
+    warned = [r.user_message.split(":")[0] for r in records
+              if r.dagster_event is None and r.level == logging.WARNING
+              and ": FAILED: " in r.user_message]
+    assert sorted(warned) == sorted(e.check_name for e in evaluations if not e.passed)
+    assert not [line for line in lines if any(line.startswith(f"{name}: ") for name in passed)]
+    # Dagster's own event still says each result, with its description.
+    messages = [r.user_message for r in records if r.dagster_event is not None
+                and r.dagster_event.event_type_value == "ASSET_CHECK_EVALUATION"]
+    assert len(messages) == len(evaluations)
+    assert any("passed." in m for m in messages) and any("did not pass." in m for m in messages)
 
 
 def test_every_rule_kind_gives_exact_counts(rules_run) -> None:

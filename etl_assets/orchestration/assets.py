@@ -366,10 +366,7 @@ def _check_results(
                        checked_at=datetime.now(timezone.utc), partition_key=partition,
                        target_run_id=request.run_id)
     etl_log.write_checks(spark, [(load, outcome) for outcome in outcomes])
-    for outcome in outcomes:
-        log = context.log.info if outcome.passed else context.log.warning
-        log(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
-            f"{outcome.description}")
+    MD.log_failed_checks(context, outcomes)
     return [MD.to_check_result(key, o) for o in outcomes]
 
 

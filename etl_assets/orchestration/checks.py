@@ -678,9 +678,8 @@ def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
                            partition_key=latest.partition, target_run_id=latest.run_id)
         records = [(load, outcome) for outcome in outcomes]
         etl_log.write_checks(spark.spark_session, records)
+        MD.log_failed_checks(context, outcomes)
         for outcome in outcomes:
-            context.log.info(f"{outcome.check}: {'passed' if outcome.passed else 'FAILED'}: "
-                             f"{outcome.description}")
             yield MD.to_check_result(key, outcome)
 
     return _checks
