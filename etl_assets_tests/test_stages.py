@@ -9,12 +9,13 @@ publish) can be put between two of them.
 from __future__ import annotations
 
 import textwrap
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from pyspark.sql import SparkSession
 
 from etl_assets.core import metric_names as M
+from etl_assets.core.held import MANIFEST
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.core.specs import Project, load_project
 from etl_assets.engine import quality as Q
@@ -24,7 +25,7 @@ from etl_assets.engine.inputs import resolve_inputs, skipped_rows
 from etl_assets.engine.judging import judge, query_rules
 from etl_assets.engine.load import load_table
 from etl_assets.engine.load_log import Attempt, failure_rows, success_rows
-from etl_assets.engine.publish import publish
+from etl_assets.engine.publish import publish, remove_orphans
 from etl_assets.engine.staging import (
     discard,
     job_group,
@@ -151,3 +152,60 @@ def test_the_log_rows_of_a_load_and_of_a_failure(spark: SparkSession, tmp_path: 
                           retries_left=True)
     assert [(r.status, r.partition_key, r.error_message) for r, _ in failed] == [
         ("RETRY", "2026-01-01", "ValueError: boom"), ("RETRY", "2026-01-02", "ValueError: boom")]
+
+
+DAILY = """
+- name: daily_orphans
+  inputs: [src]
+  partitions: {type: daily, start: 2026-03-01, column: day}
+  sql: |
+    SELECT id, amount, code, date_add(DATE'2026-03-01', CAST(id % 2 AS INT)) AS day FROM src
+    WHERE date_add(DATE'2026-03-01', CAST(id % 2 AS INT)) >= '{partition_start}'
+      AND date_add(DATE'2026-03-01', CAST(id % 2 AS INT)) < '{partition_end}'
+"""
+
+
+def _day(key: str, run_id: str) -> LoadRequest:
+    end = (datetime.fromisoformat(key) + timedelta(days=1)).date().isoformat()
+    return LoadRequest(run_id=run_id, partition_keys=(key,), window=(key, end))
+
+
+def test_folders_of_loads_that_died_before_publishing_are_removed_later(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Two days loaded by two runs: each partition lives in its own run's load folder.
+    project = _project(tmp_path, spark, 10, DAILY)
+    table = project.tables["daily_orphans"]
+    load_table(spark, project, table, _day("2026-03-01", "run-day1"))
+    load_table(spark, project, table, _day("2026-03-02", "run-day2"))
+    live = sorted(S.partition_locations(spark, table.qualified_name).values())
+    assert len(live) == 2
+    # A load that died between its write and its publish, a day ago; one dying now; a held
+    # load as old; a folder this project did not name.
+    target = plan_target(spark, table, _day("2026-03-01", "run-x"))
+    root = target.loads_root
+    _, _, dying, _, _ = _staged(spark, project, "daily_orphans", "run-dying")
+    dead = f"{root}/load_20000101T000000_dead0000_abcdef"
+    S.rename(spark, _staged(spark, project, "daily_orphans", "run-dead")[2].location, dead)
+    held = f"{root}/load_20000101T000001_held0000_abcdef"
+    S.mkdirs(spark, held)
+    S.write_text(spark, f"{held}/{MANIFEST}", "{}")
+    foreign = f"{root}/load_notes"
+    S.mkdirs(spark, foreign)
+
+    load_table(spark, project, table, _day("2026-03-01", "run-day1-again"))  # its publish tidies
+    assert not S.exists(spark, dead)
+    assert S.exists(spark, dying.location) and S.exists(spark, held) and S.exists(spark, foreign)
+    assert spark.table(table.qualified_name).count() == 10
+
+    # A week later, nothing in use is touched: both live partitions' folders stay, even the
+    # old one whose run loaded only 2026-03-02; the unpublished load is an orphan by then.
+    later = datetime.now(timezone.utc) + timedelta(days=7)
+    live = sorted(S.partition_locations(spark, table.qualified_name).values())
+    removed = remove_orphans(spark, plan_target(spark, table, _day("2026-03-01", "run-y")),
+                             now=later)
+    assert removed == [dying.location.rstrip("/")]
+    assert all(S.exists(spark, folder) for folder in live)
+    assert S.exists(spark, held) and S.exists(spark, foreign)
+    assert spark.table(table.qualified_name).count() == 10
+    assert S.exists(spark, dying.location) is False

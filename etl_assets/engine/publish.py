@@ -8,11 +8,24 @@ the new folder in place (one metastore call), never a mix.
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta, timezone
+
 from pyspark.sql import SparkSession
 
+from etl_assets.core.held import MANIFEST
 from etl_assets.core.load_request import LoadRequest
+from etl_assets.engine import storage as S
 from etl_assets.engine import writes as W
 from etl_assets.engine.staging import Measured, Target
+
+logger = logging.getLogger(__name__)
+
+# A load folder this old that nothing uses is an orphan. Younger ones may be another load of
+# the same table still writing (pools allow one writer per table, but a run outside them, or
+# with pools turned off, can overlap): no load takes a day between its write and its publish.
+ORPHAN_AGE = timedelta(days=1)
+_STAMP = "%Y%m%dT%H%M%S"  # `load_<stamp>_<run>_<random>` (`staging.plan_target`)
 
 
 def publish(
@@ -36,6 +49,11 @@ def publish(
     table = target.table
     old = _switch(spark, target, request, measured, hold)
     W.delete_unused(spark, old, target.loads_root)
+    try:
+        remove_orphans(spark, target)
+    except Exception as err:  # noqa: BLE001 - tidying up must never fail a published load
+        logger.warning("%s: could not look for orphaned load folders: %s",
+                       table.qualified_name, err)
     if table.spec.cache:
         spark.catalog.cacheTable(table.qualified_name)
 
@@ -64,3 +82,53 @@ def _switch(
                     if key not in written_keys and key not in hold]
         return W.replace_partitions(spark, qualified, written, drop, target.loads_root)
     return W.replace_table(spark, qualified, schema, columns, target.location, target.loads_root)
+
+
+def remove_orphans(spark: SparkSession, target: Target, now: datetime | None = None) -> list[str]:
+    """Delete the table's load folders that nothing uses; returns them.
+
+    A load whose process died between its write and its publish (killed, out of memory, the
+    machine restarted) leaves its staged folder behind, and no `discard` ever reaches it. A
+    folder of `<loads_root>/load_*` is such an orphan when all of these hold:
+
+    - its name's time stamp is older than `ORPHAN_AGE` (so it is no running load's);
+    - it is not `target`'s own folder and holds no held-load manifest (a held load waits
+      for `etl-assets publish` or `discard`, and expires on its own schedule);
+    - neither the table nor any of its partitions points into it.
+
+    Costs one listing of the loads folder per load; the table's partitions are listed (one
+    metastore call) only when a folder passes the first two tests, which is rare.
+    """
+    now = now or datetime.now(timezone.utc)
+    root = target.loads_root.rstrip("/")
+    if not S.exists(spark, root):
+        return []
+    candidates = []
+    for entry in S.list_dir(spark, root):
+        if not entry.is_dir or not entry.name.startswith("load_"):
+            continue
+        try:
+            stamp = datetime.strptime(entry.name[5:20], _STAMP).replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue  # not a folder this project named: never touched
+        folder = f"{root}/{entry.name}"
+        if (now - stamp < ORPHAN_AGE or folder == target.location.rstrip("/")
+                or S.exists(spark, f"{folder}/{MANIFEST}")):
+            continue
+        candidates.append(folder)
+    if not candidates:
+        return []
+    qualified = target.table.qualified_name
+    in_use: list[str] = []
+    if spark.catalog.tableExists(qualified):
+        meta = S.table_meta(spark, qualified)
+        in_use.append(meta.location)
+        if meta.partition_columns:
+            in_use += S.partition_locations(spark, qualified, meta.partition_columns).values()
+    orphans = [f for f in candidates
+               if not any(u.rstrip("/") == f or u.startswith(f + "/") for u in in_use)]
+    for folder in orphans:
+        logger.warning("%s: deleting the orphaned load folder %s (no table or partition uses "
+                       "it; left by a load that did not finish)", qualified, folder)
+        S.delete_path(spark, folder)
+    return orphans
