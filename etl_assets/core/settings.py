@@ -60,9 +60,9 @@ PROFILES = ("embedded", "cluster")
 CLUSTER_ENV_FILE = "cluster.env"
 JDBC_DRIVER_JAR = "/usr/share/java/postgresql.jar"
 DEFAULT_ENVIRONMENTS = PACKAGE_DIR / "environments.yaml"
+JVM_ARCHIVE_ENV = "ETL_ASSETS_JVM_ARCHIVE"
 # Database names are split at their dot (`db.table`) and passed to catalog APIs as text, so
 # they hold only the characters of a spec's database (letters, digits, _).
-JVM_ARCHIVE_ENV = "ETL_ASSETS_JVM_ARCHIVE"
 _NAME_PART = re.compile(r"^[A-Za-z0-9_]*$")
 
 

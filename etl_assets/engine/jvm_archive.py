@@ -12,7 +12,7 @@ An archive fits one JVM binary and one class path exactly, so it is named by a f
 both (`fingerprint`) and only used when it exists (`driver_java_options`); a JVM whose
 archive does not fit would ignore it with a warning, and a missing one costs nothing.
 `python -m etl_assets.engine.jvm_training` (run by `make install`) writes it once (about
-230 MB, 40 s on 2 cores).
+230 MB, 45-50 s on 2 cores).
 
 Where: `ETL_ASSETS_JVM_ARCHIVE` (a folder, or `off`); by default `<venv>/var/etl_assets` in a
 virtual environment (the archive goes with the jars it was made from), else

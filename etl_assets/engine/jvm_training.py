@@ -82,7 +82,7 @@ def train(folder: Path, conf: Mapping[str, Any] | None = None) -> Path:
 
     Runs `_workload` in a child process (the JVM dumps its classes only when it exits) on a
     temporary embedded home, with `conf`'s class-path settings, then renames the dump into
-    place. Takes about 40 s on 2 cores, once.
+    place. Takes 45-50 s on 2 cores, once.
 
     Raises:
         RuntimeError: No `java` was found, or the training process failed (its output is in

@@ -37,9 +37,10 @@ LOOPBACK_DRIVER = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LO
 # The JIT of a driver that runs only a few queries over small tables (the health report and
 # `status` over the log tables): C1 alone, which compiles at once and profiles nothing. Such a
 # process spends its seconds running Catalyst's and the metastore client's code for the first
-# time, so a fresh report takes 4.4 s after the session's start instead of 6.4 s and the
-# session starts 0.7 s sooner (2 cores). Never for loads: without C2, writing 5M rows takes
-# 2.7x as long (`bench/health_report.py --cold`, `bench/metrics_overhead.py`).
+# time, so a fresh report over 12 log rows takes 5.0 s after the session's start instead of
+# 7.4 s, and the session starts in 2.3 s instead of 3.1 s (2 cores, with the class archive).
+# Never for loads: without C2, writing 5M rows takes 2.7x as long (`bench/health_report.py
+# --cold`, `bench/metrics_overhead.py`).
 QUERY_ONLY_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
 
 
