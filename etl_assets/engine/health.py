@@ -25,7 +25,7 @@ from etl_assets.core.health_page import render_page
 from etl_assets.core.health_report import DEFAULT_DAYS, NO_DOMAIN, HealthReport, run_panels
 from etl_assets.core.records import FAILED, SUCCESS
 from etl_assets.core.sql_quoting import date_literal, table_name
-from etl_assets.engine.hive_log import CHECK_FEEDBACK, CHECK_LOG, LOG_SCHEMAS, RUN_LOG, HiveLog
+from etl_assets.engine.hive_log import CHECK_FEEDBACK, CHECK_LOG, RUN_LOG, HiveLog
 
 logger = logging.getLogger(__name__)
 
@@ -86,29 +86,13 @@ def build_report(
     period = f"log_date BETWEEN {date_literal(start)} AND {date_literal(end)}"
     runs = f"(SELECT * FROM {table_name(log.table(RUN_LOG))} WHERE {period})"
     checks = f"(SELECT * FROM {table_name(log.table(CHECK_LOG))} WHERE {period})"
-    if not _tables_ready(spark, log):
-        # A fresh installation (no log tables yet) or one from an older version (a column
-        # the queries read is missing): make the tables as this version has them, once.
+    # Asked first (seven metastore calls, milliseconds once its client is up, which the
+    # queries need anyway), so that a fresh installation (no log tables yet) or one from an
+    # older version (a column the queries read is missing) gets its tables made as this
+    # version has them, instead of queries failing on them, which Spark logs as errors.
+    if not log.is_current((RUN_LOG, CHECK_LOG, CHECK_FEEDBACK)):
         log.ensure_tables()
     return _build(spark, log, days, start, end, runs, checks)
-
-
-def _tables_ready(spark: SparkSession, log: HiveLog) -> bool:
-    """Whether the log tables the report reads exist with every column this version writes.
-
-    Seven metastore calls, a few milliseconds each once its client is up (which the queries
-    need anyway). Asked first, so that a fresh installation does not get the report's
-    queries to fail on a missing table, which Spark would log as errors.
-    """
-    if not spark.catalog.databaseExists(log.database):
-        return False
-    for name in (RUN_LOG, CHECK_LOG, CHECK_FEEDBACK):
-        if not spark.catalog.tableExists(log.table(name)):
-            return False
-        columns = {f.name for f in spark.table(log.table(name)).schema}
-        if not {f.name for f in LOG_SCHEMAS[name]} <= columns:
-            return False
-    return True
 
 
 def _build(

@@ -140,18 +140,31 @@ class HiveLog:
             self.spark.sql(f"CREATE DATABASE IF NOT EXISTS {identifier(self.database)}")
         for name, schema in LOG_SCHEMAS.items():
             qualified = self.table(name)
-            if not self.spark.catalog.tableExists(qualified):
+            missing = self._missing_columns(name)
+            if missing is None:
                 self.spark.sql(
                     f"CREATE TABLE IF NOT EXISTS {table_name(qualified)} ({_columns(schema)}) "
                     "USING parquet PARTITIONED BY (log_date)"
                 )
-                continue
-            existing = {f.name for f in self.spark.table(qualified).schema}
-            missing = [f for f in schema if f.name not in existing]
-            if missing:
+            elif missing:
                 self.spark.sql(f"ALTER TABLE {table_name(qualified)} "
                                f"ADD COLUMNS ({_columns(missing)})")
         self._ready.add(key)
+
+    def is_current(self, names: Sequence[str] | None = None) -> bool:
+        """Whether the database and these log tables (default: all) exist with every column
+        of this version; reads the metastore only (two calls per table), creates nothing."""
+        if not self.spark.catalog.databaseExists(self.database):
+            return False
+        return all(self._missing_columns(name) == [] for name in names or LOG_SCHEMAS)
+
+    def _missing_columns(self, name: str) -> list[T.StructField] | None:
+        """This version's columns the log table lacks; None when the table does not exist."""
+        qualified = self.table(name)
+        if not self.spark.catalog.tableExists(qualified):
+            return None
+        existing = {f.name for f in self.spark.table(qualified).schema}
+        return [f for f in LOG_SCHEMAS[name] if f.name not in existing]
 
     def _append(self, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
