@@ -121,10 +121,8 @@ def remove_orphans(spark: SparkSession, target: Target, now: datetime | None = N
     qualified = target.table.qualified_name
     in_use: list[str] = []
     if spark.catalog.tableExists(qualified):
-        meta = S.table_meta(spark, qualified)
-        in_use.append(meta.location)
-        if meta.partition_columns:
-            in_use += S.partition_locations(spark, qualified, meta.partition_columns).values()
+        in_use = W.our_locations(spark, qualified, S.table_meta(spark, qualified),
+                                 target.loads_root)
     orphans = [f for f in candidates
                if not any(u.rstrip("/") == f or u.startswith(f + "/") for u in in_use)]
     for folder in orphans:

@@ -105,7 +105,7 @@ def replace_table(
         create_external(spark, qualified, schema, partition_columns, location)
         return []
     meta = S.table_meta(spark, qualified)
-    old = _our_locations(spark, qualified, meta, loads_root)
+    old = our_locations(spark, qualified, meta, loads_root)
     ours = meta.external and meta.location.startswith(loads_root)
     if ours and not partition_columns and meta.same_shape(schema, []):
         spark.sql(f"ALTER TABLE {table_name(qualified)} SET LOCATION {string_literal(location)}")
@@ -120,8 +120,8 @@ def replace_table(
     return old
 
 
-def _our_locations(spark: SparkSession, qualified: str, meta: S.TableMeta,
-                   loads_root: str) -> list[str]:
+def our_locations(spark: SparkSession, qualified: str, meta: S.TableMeta,
+                  loads_root: str) -> list[str]:
     """The folders under our loads root that the table or its partitions point at."""
     locations = [meta.location]
     if meta.partition_columns:
