@@ -167,6 +167,30 @@ def test_wide_metadata_round_trips_to_the_per_column_metrics_the_checks_read() -
     assert M.SUM + "name" not in expanded  # a column that is not summed stays unsummed
 
 
+@pytest.mark.parametrize("partition, partial, key", [
+    (True, False, M.PARTITION_ROW_COUNT),  # a partition's load: the partition's rows
+    (False, True, M.ROWS_WRITTEN),  # an append to an unpartitioned asset's table
+    (False, False, None),  # a load that writes the whole table: its rows are the table's
+])
+def test_row_count_is_the_tables_and_the_checks_still_judge_the_loads_rows(
+    partition: bool, partial: bool, key: str | None
+) -> None:
+    load = {M.ROW_COUNT: dg.MetadataValue.int(30), M.SUM + "amount": dg.MetadataValue.float(2.5)}
+    recorded = MD.with_table_rows(load, 130 if key else None, partition=partition,
+                                  partial=partial)
+    if key is None:
+        assert recorded == load
+    else:
+        assert recorded[M.ROW_COUNT].value == 130 and recorded[key].value == 30
+        # Unknown table rows: no row count rather than the load's under the table's key.
+        unknown = MD.with_table_rows(load, None, partition=partition, partial=partial)
+        assert M.ROW_COUNT not in unknown and unknown[key].value == 30
+    judged = MD.load_metrics({k: v.value for k, v in recorded.items()})
+    assert judged[M.ROW_COUNT] == 30 and judged[M.SUM + "amount"] == 2.5
+    # Materializations recorded before the table's rows were reported hold the load's.
+    assert MD.load_metrics({M.ROW_COUNT: 30})[M.ROW_COUNT] == 30
+
+
 def test_history_read_is_bounded_by_the_window(table) -> None:
     assert C.history_limit(table) == 2 * 30 + 5 + 1
 

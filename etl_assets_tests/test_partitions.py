@@ -18,6 +18,8 @@ from pyspark.testing import assertDataFrameEqual
 from etl_assets.core import metric_names as M
 from etl_assets.core.specs import load_project
 from etl_assets.definitions import build_resources
+from etl_assets.engine import storage as S
+from etl_assets.engine import table_rows as TR
 from etl_assets.engine.inputs import later_watermark
 from etl_assets.orchestration import checks as C
 from etl_assets.orchestration.assets import FULL_REFRESH_TAG
@@ -79,9 +81,9 @@ def test_daily_partition_rerun_replaces_only_that_partition_and_backfill_is_one_
     per_day = {r.order_date.isoformat(): r.n for r in
                table.groupBy("order_date").count().withColumnRenamed("count", "n").collect()}
     assert len(per_day) == 10
-    for event in events:
+    for event in events:  # Dagster's keys: the table's rows, and the partition's
         metadata = event.step_materialization_data.materialization.metadata
-        assert metadata[M.ROW_COUNT].value == per_day[event.partition]
+        assert metadata[M.ROW_COUNT].value == sum(per_day.values())
         assert metadata[M.PARTITION_ROW_COUNT].value == per_day[event.partition]
     logged = spark.sql(
         f"SELECT partition_key, row_count FROM {settings.log_db}.run_log "
@@ -102,6 +104,7 @@ def test_daily_partition_rerun_replaces_only_that_partition_and_backfill_is_one_
     assert metadata["sum/amount"].value == pytest.approx(
         float(sum(r.amount for r in day)))
     assert metadata[M.PARTITION_ROW_COUNT].value == len(day)  # a one-partition run too
+    assert metadata[M.ROW_COUNT].value == sum(per_day.values())
     # Judged against the earlier partitions (03-01..03-04) only, in partition order.
     (check,) = [e for e in rerun.get_asset_check_evaluations()
                 if e.check_name == C.ROW_COUNT_CHECK]
@@ -128,6 +131,13 @@ def _load(spark, settings, instance, tmp_path: Path, name: str, text: str, ok: b
                                  raise_on_error=False)
     assert result.success is ok, result.failure_data_for_node("target") if ok else None
     return result
+
+
+def _row_counts(result) -> tuple[int, int]:
+    """`dagster/row_count` and `rows_written` of the run's one materialization."""
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    return metadata[M.ROW_COUNT].value, metadata[M.ROWS_WRITTEN].value
 
 
 def test_delete_insert_replaces_exactly_the_matching_rows_and_failure_keeps_them(
@@ -170,12 +180,32 @@ def test_insert_overwrite_append_and_merge(
     one_day = ("\"SELECT order_id, customer_id, order_date, CAST(9 AS DECIMAL(10,2)) AS amount "
                "FROM src WHERE order_date = DATE'2026-03-03'\"")
     other_days = spark.table("t_io.target").where("order_date <> DATE'2026-03-03'").collect()
-    _load(spark, settings, instance, tmp_path, "io2",
-          _modes_spec("t_io", tmp_path / "src", "insert_overwrite", part, one_day))
+    io2 = _load(spark, settings, instance, tmp_path, "io2",
+                _modes_spec("t_io", tmp_path / "src", "insert_overwrite", part, one_day))
     table = spark.table("t_io.target")
     assertDataFrameEqual(table.where("order_date <> DATE'2026-03-03'"), other_days)
     assert table.where("order_date = DATE'2026-03-03'").where("amount <> 9").count() == 0
     assert table.count() == 300
+    # Dagster's `dagster/row_count` is the table's rows; the load's own are `rows_written`.
+    day3 = table.where("order_date = DATE'2026-03-03'").count()
+    assert _row_counts(io2) == (300, day3)
+    # A partition someone else re-points is counted again from its own files, not trusted.
+    elsewhere = str(tmp_path / "elsewhere")
+    spark.table("t_io.target").where("order_date = DATE'2026-03-01'").limit(5).drop(
+        "order_date").write.parquet(elsewhere)
+    spark.sql("ALTER TABLE t_io.target PARTITION (order_date='2026-03-01') "
+              f"SET LOCATION 'file://{elsewhere}'")
+    spark.catalog.refreshTable("t_io.target")
+    expected = spark.table("t_io.target").count()
+    assert expected < 300
+    again = _load(spark, settings, instance, tmp_path, "io2",
+                  _modes_spec("t_io", tmp_path / "src", "insert_overwrite", part, one_day))
+    assert _row_counts(again) == (expected, day3)
+    # Each partition keeps its count for the folder it has now: the next load only lists them.
+    records = S.partition_records(spark, "t_io.target")
+    assert len(records) == 3
+    assert all(r.parameters[TR.FOLDER_PARAMETER] == r.location for r in records)
+    assert sum(int(r.parameters[TR.ROWS_PARAMETER]) for r in records) == expected
     failing = one_day.replace("CAST(9 AS DECIMAL(10,2))",
                               "CASE WHEN order_id = 2 THEN raise_error('io boom') ELSE 1 END")
     snapshot = table.collect()
@@ -184,9 +214,15 @@ def test_insert_overwrite_append_and_merge(
     assertDataFrameEqual(spark.table("t_io.target"), snapshot)
 
     for name in ("ap1", "ap2"):
-        _load(spark, settings, instance, tmp_path, name,
-              _modes_spec("t_ap", tmp_path / "src", "append"))
+        appended = _load(spark, settings, instance, tmp_path, name,
+                         _modes_spec("t_ap", tmp_path / "src", "append"))
     assert spark.table("t_ap.target").count() == 600
+    assert _row_counts(appended) == (600, 300)
+    for name in ("pa1", "pa2"):  # appended into existing partitions' folders: counted again
+        appended = _load(spark, settings, instance, tmp_path, name,
+                         _modes_spec("t_pa", tmp_path / "src", "append", part))
+    assert spark.table("t_pa.target").count() == 600
+    assert _row_counts(appended) == (600, 300)
 
     merge = "    merge_keys: [order_id]\n"
     _load(spark, settings, instance, tmp_path, "mg1",
@@ -279,7 +315,9 @@ def test_incremental_loads_only_new_rows_and_a_failure_keeps_the_watermark(
     second = _load(spark, settings, instance, tmp_path, "i2",
                    INCREMENTAL.format(source=source, extra=""))
     # Only the 30 rows past the watermark were appended (a full read would double 100 rows).
-    assert second.asset_materializations_for_node("target")[0].metadata[M.ROW_COUNT].value == 30
+    second_meta = second.asset_materializations_for_node("target")[0].metadata
+    assert second_meta[M.ROWS_WRITTEN].value == 30
+    assert second_meta[M.ROW_COUNT].value == 130  # Dagster's key: the table's rows
     assert spark.table("t_inc.target").count() == 130
     assert spark.table("t_inc.target").select("order_id").distinct().count() == 130
     mark = spark.sql(f"SELECT watermark FROM {settings.log_db}.run_log "

@@ -12,10 +12,14 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+# The rows a load wrote: the metric's name here, in `metric_log` and in the checks. In Dagster's
+# metadata it is the table's rows, as Dagster defines the key; a load that writes part of its
+# table gives its own rows under one of the two keys below (`metadata.with_table_rows`).
 ROW_COUNT = "dagster/row_count"
-# A partitioned load's rows in one partition, Dagster's key for it (beside ROW_COUNT, which
-# this project also reports per partition: its history is what the row-count check judges).
+# A partitioned asset's load: the rows of one partition, Dagster's key for them.
 PARTITION_ROW_COUNT = "dagster/partition_row_count"
+# An unpartitioned asset's load that writes part of its table (append, insert_overwrite).
+ROWS_WRITTEN = "rows_written"
 TABLE_NAME = "dagster/table_name"
 COLUMN_SCHEMA = "dagster/column_schema"
 COLUMN_LINEAGE = "dagster/column_lineage"

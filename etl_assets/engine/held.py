@@ -107,8 +107,10 @@ def find_held(spark: SparkSession, table: Table, run_id: str) -> HeldLoad:
                         f"{known}")
 
 
-def publish_held(spark: SparkSession, table: Table, held: HeldLoad) -> None:
+def publish_held(spark: SparkSession, table: Table, held: HeldLoad) -> int | None:
     """Switch the table to a held load (its held partitions), as its load would have.
+
+    Returns the rows the table holds then (None when they could not be counted).
 
     Raises:
         HeldLoadError: The table (or a held partition) was loaded again since the load was
@@ -137,8 +139,9 @@ def publish_held(spark: SparkSession, table: Table, held: HeldLoad) -> None:
                           partition_keys=held.held_partitions or held.partition_keys,
                           window=held.window, watermark=held.watermark,
                           full_refresh=held.full_refresh, run_date=held.run_date)
-    publish(spark, target, request, measured)
+    rows = publish(spark, target, request, measured)
     S.delete_path(spark, held.manifest_path)
+    return rows
 
 
 def discard_held(spark: SparkSession, table: Table, held: HeldLoad) -> None:

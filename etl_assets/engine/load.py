@@ -90,6 +90,8 @@ class LoadResult:
 
     `lineage`: output column -> the (input name, input column) pairs it derives from
     (`etl_assets.core.lineage`); columns it could not resolve have no entry.
+    `table_rows`: the rows the table holds after the load (`engine.table_rows`); None when the
+    load was held back whole, or its rows could not be counted.
     """
 
     table_name: str
@@ -106,10 +108,11 @@ class LoadResult:
     audit: list[CheckOutcome] = field(default_factory=list)
     held: HeldLoad | None = None
     lineage: Lineage = field(default_factory=dict)
+    table_rows: int | None = None
 
     @property
     def row_count(self) -> int:
-        """Rows written."""
+        """Rows written (by a partitioned or appending load, fewer than `table_rows`)."""
         return int(self.metrics[M.ROW_COUNT])
 
     @property
@@ -179,6 +182,7 @@ def load_table(
         verdict = audit(Candidate(table, request, measured.schema, measured.metrics,
                                   measured.per_partition, outcomes))
     held = None
+    table_rows = None
     if verdict.hold:
         partitions = verdict.partitions & set(request.partition_keys)
         if partitions == set(request.partition_keys):
@@ -186,8 +190,8 @@ def load_table(
         held = hold(spark, target, request, measured, list(verdict.reasons), partitions,
                     S.rows_read(spark, target.job_group), time.monotonic() - started)
     if held is None or not held.whole:
-        publish(spark, target, request, measured, hold=held.held_partitions_set if held else
-                frozenset())
+        table_rows = publish(spark, target, request, measured,
+                             hold=held.held_partitions_set if held else frozenset())
         if not early:
             outcomes += query_rules(spark, project, staged, request, measured)
     order = {r.name: i for i, r in enumerate(staged.rules.rules)}
@@ -206,6 +210,7 @@ def load_table(
         audit=verdict.outcomes,
         held=held,
         lineage=lineage,
+        table_rows=table_rows,
     )
 
 

@@ -13,9 +13,11 @@ from datetime import datetime, timedelta, timezone
 
 from pyspark.sql import SparkSession
 
+from etl_assets.core import metric_names as M
 from etl_assets.core.held import MANIFEST
 from etl_assets.core.load_request import LoadRequest
 from etl_assets.engine import storage as S
+from etl_assets.engine import table_rows as TR
 from etl_assets.engine import writes as W
 from etl_assets.engine.staging import Measured, Target
 
@@ -34,8 +36,11 @@ def publish(
     request: LoadRequest,
     measured: Measured,
     hold: frozenset[str] = frozenset(),
-) -> None:
+) -> int | None:
     """Switch the table to the staged load, per its write mode, and clean up after it.
+
+    Returns the rows the table holds now (`table_rows`), or None when they could not be
+    counted (logged; a published load never fails for it).
 
     `hold`: partitions of a partitioned load that are held back (`etl_assets.engine.held`):
     they are neither switched nor emptied, and their staged folders stay.
@@ -47,8 +52,13 @@ def publish(
     new table.
     """
     table = target.table
-    old = _switch(spark, target, request, measured, hold)
+    old, grown = _switch(spark, target, request, measured, hold)
     W.delete_unused(spark, old, target.loads_root)
+    try:
+        rows: int | None = _table_rows(spark, target, measured, hold, grown)
+    except Exception as err:  # noqa: BLE001 - counting must never fail a published load
+        logger.warning("%s: could not count the table's rows: %s", table.qualified_name, err)
+        rows = None
     try:
         remove_orphans(spark, target)
     except Exception as err:  # noqa: BLE001 - tidying up must never fail a published load
@@ -56,20 +66,36 @@ def publish(
                        table.qualified_name, err)
     if table.spec.cache:
         spark.catalog.cacheTable(table.qualified_name)
+    return rows
+
+
+def _table_rows(spark: SparkSession, target: Target, measured: Measured,
+                hold: frozenset[str], grown: list[str]) -> int:
+    """The table's rows after the switch (`etl_assets.engine.table_rows`)."""
+    qualified = target.table.qualified_name
+    if target.table.spec.hive_partition_columns:
+        counted = {} if target.mode == "append" else {
+            p.path: int(measured.per_partition[p.key][M.ROW_COUNT])
+            for p in measured.written if p.key not in hold}
+        return TR.partitioned_rows(spark, qualified, counted, recount=grown)
+    if target.mode == "append":
+        return TR.folder_rows(spark, S.table_meta(spark, qualified).location)
+    return int(measured.metrics[M.ROW_COUNT])  # the load wrote the whole table
 
 
 def _switch(
     spark: SparkSession, target: Target, request: LoadRequest, measured: Measured,
     hold: frozenset[str],
-) -> list[str]:
-    """Make the written folder the table's new contents; returns our folders now unused."""
+) -> tuple[list[str], list[str]]:
+    """Make the written folder the table's new contents; returns our folders now unused, and
+    the table's folders that received files in place (an append)."""
     table, schema = target.table, measured.schema
     written = [p for p in measured.written if p.key not in hold]
     qualified = table.qualified_name
     columns = table.spec.hive_partition_columns
     if target.mode == "append":
-        W.append_files(spark, qualified, schema, columns, target.location, target.loads_root)
-        return []
+        return [], W.append_files(spark, qualified, schema, columns, target.location,
+                                  target.loads_root)
     if table.spec.partitions or target.mode == "insert_overwrite":
         W.ensure_partitioned_table(spark, qualified, schema, columns, target.loads_root)
         drop = []
@@ -80,8 +106,9 @@ def _switch(
             drop = [W.WrittenPartition(((column, key),), "").spec
                     for key in request.partition_keys
                     if key not in written_keys and key not in hold]
-        return W.replace_partitions(spark, qualified, written, drop, target.loads_root)
-    return W.replace_table(spark, qualified, schema, columns, target.location, target.loads_root)
+        return W.replace_partitions(spark, qualified, written, drop, target.loads_root), []
+    return W.replace_table(spark, qualified, schema, columns, target.location,
+                           target.loads_root), []
 
 
 def remove_orphans(spark: SparkSession, target: Target, now: datetime | None = None) -> list[str]:

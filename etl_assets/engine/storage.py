@@ -314,6 +314,65 @@ def partition_locations(spark: SparkSession, qualified: str,
     return found
 
 
+@dataclass(frozen=True)
+class PartitionRecord:
+    """One partition as the metastore holds it.
+
+    Attributes:
+        values: Partition column -> value (as stored: Hive lower-cases column names).
+        location: Its folder (a URI, as `partition_locations` gives it).
+        parameters: Its parameters (Hive's own, like `totalSize`, and any set by
+            `set_partition_parameters`).
+    """
+
+    values: dict[str, str]
+    location: str
+    parameters: dict[str, str]
+    handle: Any = dc_field(repr=False, compare=False, default=None)  # the JVM record
+
+
+def partition_records(spark: SparkSession, qualified: str) -> list[PartitionRecord]:
+    """Every partition of the table with its folder and parameters, in one metastore call."""
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
+    database, name = qualified.split(".", 1)
+    return [
+        PartitionRecord(values=dict(as_java(p.spec())), location=p.location().toString(),
+                        parameters=dict(as_java(p.parameters())), handle=p)
+        for p in as_java(catalog.listPartitions(database, name, jvm.scala.Option.empty()))
+    ]
+
+
+def set_partition_parameters(
+    spark: SparkSession, qualified: str,
+    updates: Sequence[tuple[PartitionRecord, dict[str, str]]],
+) -> None:
+    """Add (or replace) parameters of partitions read by `partition_records`, in one metastore
+    call; their folders and other parameters stay as they were."""
+    if not updates:
+        return
+    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
+    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
+    changed = []
+    for record, parameters in updates:
+        p = record.handle
+        merged = p.parameters()
+        for key, value in parameters.items():
+            merged = merged.updated(key, value)
+        # Statistics that only restate Hive's file sizes stay out: given back, they would be
+        # stored as Spark's own and outlive the next change of folder. Analyzed ones (with a
+        # row count) are kept.
+        stats = p.stats()
+        if not (stats.isDefined() and stats.get().rowCount().isDefined()):
+            stats = jvm.scala.Option.empty()
+        changed.append(jvm.org.apache.spark.sql.catalyst.catalog.CatalogTablePartition(
+            p.spec(), p.storage(), merged, p.createTime(), p.lastAccessTime(), stats))
+    database, name = qualified.split(".", 1)
+    catalog.alterPartitions(
+        database, name, jvm.scala.jdk.javaapi.CollectionConverters.asScala(changed).toSeq())
+
+
 def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
     return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
 

@@ -293,16 +293,20 @@ def append_files(
     partition_columns: list[str],
     location: str,
     loads_root: str,
-) -> None:
+) -> list[str]:
     """Add the files written under `location` to the table (created if missing).
 
     Unpartitioned: each data file is renamed into the table's folder. Partitioned: new
     partitions are added on their new folders; files of existing partitions are renamed into
     those partitions' folders.
+
+    Returns:
+        The existing partition folders that received files (their row counts changed).
     """
+    grown: list[str] = []
     if not spark.catalog.tableExists(qualified):
         create_external(spark, qualified, schema, partition_columns, location)
-        return
+        return grown
     if partition_columns:
         ensure_partitioned_table(spark, qualified, schema, partition_columns, loads_root)
         existing = set(partition_specs(spark, qualified))
@@ -310,6 +314,7 @@ def append_files(
             if partition.spec in existing:
                 target = table_info(spark, qualified, partition.spec)["Location"]
                 S.move_files(spark, partition.path, target)
+                grown.append(target)
             else:
                 spark.sql(f"ALTER TABLE {table_name(qualified)} ADD PARTITION ({partition.spec}) "
                           f"LOCATION {string_literal(partition.path)}")
@@ -322,6 +327,7 @@ def append_files(
                       f"({_ddl(T.StructType(added))})")
         S.move_files(spark, location, meta.location)
     spark.catalog.refreshTable(qualified)
+    return grown
 
 
 class LogWriteError(RuntimeError):

@@ -243,15 +243,18 @@ def materialize_table(
         yield from _held(context, etl_log, spark, hive_log, attempt, table, request, result)
         return
     shared = result_metadata(table, result)
+    partitioned = bool(request.partition_keys)
     if len(request.partition_keys) > 1:
         for key in request.partition_keys:
             values = result.partitions.get(key, {M.ROW_COUNT: 0})
-            context.add_asset_metadata({**MD.metric_metadata(values, result.schema),
-                                        **MD.partition_row_count(values)}, partition_key=key)
+            context.add_asset_metadata(MD.with_table_rows(
+                MD.metric_metadata(values, result.schema), result.table_rows, partition=True),
+                partition_key=key)
         # Observed aggregates (sums, category sets) cover the whole range, not a partition.
         shared = {k: v for k, v in shared.items() if k in _SHARED_KEYS}
-    elif request.partition_keys:
-        shared.update(MD.partition_row_count(result.metrics))
+    else:
+        shared = MD.with_table_rows(shared, result.table_rows, partition=partitioned,
+                                    partial=MD.writes_part(result.write_mode))
     hive_log.write_loads(success_rows(attempt, request, result, datetime.now(timezone.utc)))
     _warn_skipped(context, table, request, result.metrics)
     context.log.info(
@@ -297,7 +300,8 @@ def _held(
                 yield dg.AssetMaterialization(
                     asset_key=dg.AssetKey(table.name), partition=key,
                     metadata={**result_metadata(table, result, shared_only=True),
-                              **MD.metric_metadata(values, result.schema)})
+                              **MD.with_table_rows(MD.metric_metadata(values, result.schema),
+                                                   result.table_rows, partition=True)})
     yield from _check_results(context, etl_log, spark, table, request, result)
     context.log.error(message)
     raise dg.Failure(description=message, allow_retries=False, metadata={

@@ -439,8 +439,8 @@ def _points(records: Sequence[Any]) -> list[Point]:
             run_id=record.run_id,
             timestamp=record.timestamp,
             partition=record.partition_key,
-            # A wide table's per-column metrics sit in one table entry: spread them out.
-            metadata=MD.expand_column_metrics(
+            # The load's own metrics again: a wide table's entry spread out, its own rows.
+            metadata=MD.load_metrics(
                 {k: v.value for k, v in materialization.metadata.items()}),
         ))
     return points

@@ -62,8 +62,12 @@ def _feedback(context: dg.OpExecutionContext, held: HeldLoad, action: str,
                            recorded_at=now) for key in keys]
 
 
-def materializations(table: Table, held: HeldLoad, by: str) -> list[dg.AssetMaterialization]:
-    """The published held load as materializations: one, or one per partition published."""
+def materializations(table: Table, held: HeldLoad, by: str,
+                     table_rows: int | None = None) -> list[dg.AssetMaterialization]:
+    """The published held load as materializations: one, or one per partition published.
+
+    `table_rows`: the table's rows once published (`dagster/row_count`, `with_table_rows`).
+    """
     schema = T.StructType.fromJson(json.loads(held.schema_json))
     whole = load_metadata(table, held.location, schema, held.bytes, held.duration_s,
                           held.rows_in, held.metrics)
@@ -71,14 +75,17 @@ def materializations(table: Table, held: HeldLoad, by: str) -> list[dg.AssetMate
     keys = list(held.held_partitions or held.partition_keys)
     tags = {CODE_VERSION_TAG: held.code_version}  # the load's code, as an asset step tags it
     if len(keys) <= 1:
+        whole = MD.with_table_rows(whole, table_rows, partition=bool(keys),
+                                   partial=MD.writes_part(held.mode))
         return [dg.AssetMaterialization(asset_key=dg.AssetKey(table.name),
                                         partition=keys[0] if keys else None,
                                         metadata={**whole, **marks}, tags=tags)]
     shared = {k: v for k, v in whole.items() if k in (M.TABLE_NAME, M.URI, M.COLUMN_SCHEMA)}
     return [dg.AssetMaterialization(
         asset_key=dg.AssetKey(table.name), partition=key,
-        metadata={**shared, **MD.metric_metadata(held.per_partition.get(key, {M.ROW_COUNT: 0}),
-                                                 schema), **marks}, tags=tags)
+        metadata={**shared, **MD.with_table_rows(
+            MD.metric_metadata(held.per_partition.get(key, {M.ROW_COUNT: 0}), schema),
+            table_rows, partition=True), **marks}, tags=tags)
         for key in keys]
 
 
@@ -97,7 +104,7 @@ def build_held_load_jobs(project: Project) -> list[dg.JobDefinition]:
         session = spark.spark_session
         try:
             held = find_held(session, table, config.run_id)
-            publish_held(session, table, held)
+            table_rows = publish_held(session, table, held)
         except HeldLoadError as err:
             raise dg.Failure(description=str(err), allow_retries=False) from None
         by = config.by or getpass.getuser()
@@ -108,7 +115,7 @@ def build_held_load_jobs(project: Project) -> list[dg.JobDefinition]:
         etl_log.write_feedback(session, _feedback(context, held, "publish", config, by, now))
         context.log.info(f"{table.name}: published the held load of run {held.run_id} "
                          f"(held at {held.held_at}) by {by}")
-        yield from materializations(table, held, by)
+        yield from materializations(table, held, by, table_rows)
 
     @dg.op(name="discard_held_load", out={}, description="Delete a load its audit held back.")
     def discard_op(

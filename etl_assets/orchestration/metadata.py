@@ -50,11 +50,31 @@ def column_schema(schema: T.StructType,
     )
 
 
-def partition_row_count(metrics: Mapping[str, Any]) -> dict[str, Any]:
-    """`dagster/partition_row_count` of one partition's load: its rows (empty when the
-    metrics hold no row count)."""
-    rows = metrics.get(M.ROW_COUNT)
-    return {} if rows is None else {M.PARTITION_ROW_COUNT: dg.MetadataValue.int(int(rows))}
+def with_table_rows(metadata: Mapping[str, Any], table_rows: int | None, *, partition: bool,
+                    partial: bool = False) -> dict[str, Any]:
+    """A load's metadata with Dagster's row counts, as Dagster defines them.
+
+    `metadata["dagster/row_count"]` holds the load's rows (the metric). A load that writes
+    the whole table leaves it so. A partition's load (`partition`) moves its rows to
+    `dagster/partition_row_count`, and one that writes part of an unpartitioned asset's
+    table (`partial`: append, insert_overwrite) to `rows_written`; `dagster/row_count` then
+    becomes the table's rows (`table_rows`), or is left out when they are unknown.
+    `load_metrics` turns it back for the checks.
+    """
+    out = dict(metadata)
+    if not (partition or partial):
+        return out
+    rows = out.pop(M.ROW_COUNT, None)
+    if rows is not None:
+        out[M.PARTITION_ROW_COUNT if partition else M.ROWS_WRITTEN] = rows
+    if table_rows is not None:
+        out[M.ROW_COUNT] = dg.MetadataValue.int(int(table_rows))
+    return out
+
+
+def writes_part(write_mode: str) -> bool:
+    """Whether a load in this mode writes part of an unpartitioned asset's table."""
+    return write_mode in ("append", "insert_overwrite")
 
 
 def column_lineage(lineage: Mapping[str, Sequence[tuple[str, str]]]) -> dg.TableColumnLineage:
@@ -213,6 +233,19 @@ def _record_value(value: Any) -> str | int | float | bool | None:
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     return str(value)
+
+
+def load_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """A recorded materialization's values as the load's metrics, which the checks judge: a
+    wide table's `column_metrics` spread out (`expand_column_metrics`), and
+    `dagster/row_count` the load's own rows again (`with_table_rows` undone; materializations
+    recorded before it already hold them there)."""
+    values = expand_column_metrics(metadata)
+    for key in (M.PARTITION_ROW_COUNT, M.ROWS_WRITTEN):
+        if values.get(key) is not None:
+            values[M.ROW_COUNT] = values[key]
+            break
+    return values
 
 
 def expand_column_metrics(metadata: Mapping[str, Any]) -> dict[str, Any]:

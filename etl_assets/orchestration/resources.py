@@ -101,7 +101,7 @@ class EtlSparkResource(LazyPySparkResource):
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         # The waiting line goes to the run's own log (the UI), not only to stderr.
         self._log = context.log
-        self._query_only = runs_queries_only(context.dagster_run, self.query_only_assets)
+        self._query_only = runs_queries_only(context.run, self.query_only_assets)
 
     @property
     def spark_session(self) -> SparkSession:
