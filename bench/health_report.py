@@ -12,7 +12,8 @@ With --cold, each size's report is then also made in fresh processes, as `make d
 first queries' code generation are paid again. Each process times its Spark session's start
 and, after it, the report (`--repeat` processes per size and variant, median), in three
 variants (`COLD_VARIANTS`): without the driver's class archive, with it, and with it and the
-C1-only JIT that a run of the report alone gets (`etl_assets.engine.session`).
+C1-only JIT and interpreted expressions that a run of the report alone gets
+(`etl_assets.engine.session`).
 
 Usage: .venv/bin/python bench/health_report.py [--sizes 100000] [--repeat 5] [--cold]
 """
@@ -45,7 +46,7 @@ ASSETS = 50
 COLD_VARIANTS = {
     "no archive, tiered JIT": ["--no-archive"],
     "class archive, tiered JIT": [],
-    "class archive, C1 (query-only run)": ["--query-only"],
+    "archive, C1, interpreted (query-only)": ["--query-only"],
 }
 DAYS = 30
 

@@ -87,9 +87,9 @@ def test_only_a_run_of_the_report_alone_gets_the_quick_jit() -> None:
 
 def test_the_run_log_line_says_what_the_jvm_got() -> None:
     line = driver_summary(["-Dx=1", "-XX:SharedArchiveFile=/v/spark-driver-a-b.jsa",
-                           QUERY_ONLY_JAVA_OPTIONS], query_only=True)
+                           QUERY_ONLY_JAVA_OPTIONS], query_only=True, interpreted=True)
     assert line == ("Spark driver started: class archive spark-driver-a-b.jsa, "
-                    "JIT C1 only (a run that only queries the log)")
+                    "JIT C1 only, expressions interpreted (a run that only queries the log)")
     line = driver_summary(["-Dx=1"], query_only=False)
     assert line == "Spark driver started: no class archive, JIT tiered"
     # C1 from elsewhere (JAVA_TOOL_OPTIONS), in a run that loads: said as it is.

@@ -42,6 +42,13 @@ LOOPBACK_DRIVER = {"spark.driver.host": LOOPBACK, "spark.driver.bindAddress": LO
 # Never for loads: without C2, writing 5M rows takes 2.7x as long (`bench/health_report.py
 # --cold`, `bench/metrics_overhead.py`).
 QUERY_ONLY_JAVA_OPTIONS = "-XX:TieredStopAtLevel=1"
+# The same processes evaluate expressions interpreted, generating no Java code for Janino to
+# compile: over 12 log rows the fresh report takes 4.4-4.6 s instead of 5.1-5.2 s, and over
+# 100,000 rows 8.5 s either way (`bench/health_report.py --cold`). `factoryMode` is marked
+# internal in Spark; its NO_CODEGEN path is the interpreted one every Spark expression test
+# runs too, and is only taken here, never by a load.
+CODEGEN_MODE = "spark.sql.codegen.factoryMode"
+QUERY_ONLY_SQL_CONF = {"spark.sql.codegen.wholeStage": "false", CODEGEN_MODE: "NO_CODEGEN"}
 
 
 def spark_config(settings: Settings) -> dict[str, Any]:
@@ -148,7 +155,8 @@ def start_session(
             when it holds the archive of this JVM and class path, the driver maps it and
             starts about 2 s sooner. Ignored when a session already runs in this process.
         query_only: This process runs only small queries, never a load: its driver compiles
-            with C1 alone (`QUERY_ONLY_JAVA_OPTIONS`). Ignored when a session already runs.
+            with C1 alone (`QUERY_ONLY_JAVA_OPTIONS`) and evaluates expressions interpreted
+            (`QUERY_ONLY_SQL_CONF`). Ignored when a session already runs.
 
     Raises:
         MetastoreBusyError: Another process held the embedded metastore past `lock_timeout_s`.
@@ -158,7 +166,7 @@ def start_session(
     if SparkContext._active_spark_context is None:  # the JVM's options count only at its start
         conf = with_archive(conf, jvm_archive_dir)
         if query_only:
-            conf = with_java_options(conf, QUERY_ONLY_JAVA_OPTIONS)
+            conf = {**with_java_options(conf, QUERY_ONLY_JAVA_OPTIONS), **QUERY_ONLY_SQL_CONF}
     settings = {str(key): str(value) for key, value in conf.items()}
     context = SparkContext.getOrCreate(SparkConf().setAll(list(settings.items())))
     if metastore_password:

@@ -23,6 +23,7 @@ from etl_assets.core.records import FeedbackRecord
 from etl_assets.core.settings import Settings
 from etl_assets.engine.hive_log import HiveLog
 from etl_assets.engine.session import (
+    CODEGEN_MODE,
     METASTORE_PASSWORD_ENV,
     QUERY_ONLY_JAVA_OPTIONS,
     python_workers_on_this_interpreter,
@@ -120,8 +121,10 @@ class EtlSparkResource(LazyPySparkResource):
                 query_only=self._query_only,
             )
             if self._log is not None:
-                self._log.info(driver_summary(driver_jvm_arguments(self._spark_session),
-                                             self._query_only))
+                session = self._spark_session
+                self._log.info(driver_summary(
+                    driver_jvm_arguments(session), self._query_only,
+                    interpreted=session.conf.get(CODEGEN_MODE) == "NO_CODEGEN"))
         return self._spark_session
 
     @property
@@ -142,15 +145,17 @@ def runs_queries_only(run: dg.DagsterRun | None, query_only_assets: list[str]) -
     return {key.to_user_string() for key in run.asset_selection} <= set(query_only_assets)
 
 
-def driver_summary(arguments: list[str], query_only: bool) -> str:
-    """One line for the run's log: the start-up options the driver's JVM really got, and
-    whether this run chose the quick JIT (`JAVA_TOOL_OPTIONS` may set C1 for any run)."""
+def driver_summary(arguments: list[str], query_only: bool, interpreted: bool = False) -> str:
+    """One line for the run's log: the start-up options the driver's JVM really got, whether
+    its expressions run interpreted (`QUERY_ONLY_SQL_CONF`), and whether this run chose them
+    (`JAVA_TOOL_OPTIONS` may set C1 for any run)."""
     archive = next((a.split("=", 1)[1] for a in arguments
                     if a.startswith("-XX:SharedArchiveFile=")), None)
     jit = "C1 only" if QUERY_ONLY_JAVA_OPTIONS in arguments else "tiered"
     return ("Spark driver started: "
             + (f"class archive {Path(archive).name}" if archive else "no class archive")
-            + f", JIT {jit}" + (" (a run that only queries the log)" if query_only else ""))
+            + f", JIT {jit}" + (", expressions interpreted" if interpreted else "")
+            + (" (a run that only queries the log)" if query_only else ""))
 
 
 def build_spark_resource(
