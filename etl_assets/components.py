@@ -19,6 +19,9 @@ it to read the schema); `build_defs` imports the Dagster layer.
 # No `from __future__ import annotations`: Dagster reads the component's field annotations
 # to derive how the YAML resolves, and cannot resolve them from strings.
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +29,7 @@ import dagster as dg
 from dagster.components.scaffold.scaffold import Scaffolder, ScaffoldRequest, scaffold_with
 from pydantic import BaseModel
 
-from etl_assets.core.settings import load_settings
+from etl_assets.core.settings import Settings, load_settings
 from etl_assets.core.specs import (
     DEFS_FILE,
     DomainFile,
@@ -142,13 +145,31 @@ class HiveTables(dg.Component, dg.Resolvable):
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         from etl_assets.orchestration.domains import build_domain_definitions
 
-        settings = load_settings()
+        settings = current_settings()
         project = project_of(context.component_tree)
         return build_domain_definitions(project, self.domain_file().path.parent,
                                         settings.held_retention_days)
 
 
 _last_project: "tuple[ComponentTree, Project] | None" = None
+_loading_settings: ContextVar[Settings | None] = ContextVar("etl_assets_settings", default=None)
+
+
+@contextmanager
+def loading_with(settings: Settings) -> Iterator[None]:
+    """Components built inside this block use these settings (database renaming, held-load
+    retention): `build_definitions(settings)` passes its own to the tree it loads."""
+    token = _loading_settings.set(settings)
+    try:
+        yield
+    finally:
+        _loading_settings.reset(token)
+
+
+def current_settings() -> Settings:
+    """The settings of the definitions being built: those given to `loading_with`, else the
+    process environment's (a tree that `dg` loads by itself)."""
+    return _loading_settings.get() or load_settings()
 
 
 def project_of(tree: "ComponentTree") -> Project:
@@ -161,7 +182,7 @@ def project_of(tree: "ComponentTree") -> Project:
     global _last_project
     if _last_project is not None and _last_project[0] is tree:
         return _last_project[1]
-    settings = load_settings()
+    settings = current_settings()
     domains = [c.domain_file() for c in tree.get_all_components(of_type=HiveTables)]
     project = build_project(domains, rename_database=settings.environment.database)
     _last_project = (tree, project)

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 from dagster.components.core.component_tree import ComponentTree
 
-from etl_assets.components import project_of
+from etl_assets.components import loading_with, project_of
 from etl_assets.core.settings import DEFAULT_DEFS, PACKAGE_DIR, Settings, load_settings
 from etl_assets.orchestration.domains import build_project_definitions
 from etl_assets.orchestration.health_asset import HEALTH_REPORT_ASSET
@@ -53,9 +53,10 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     `ETL_ASSETS_MAX_CONCURRENT_STEPS` at once.
     """
     settings = settings or load_settings()
-    tree = defs_tree(settings.defs_dir)
-    domains = tree.build_defs()
-    project = project_of(tree)
+    with loading_with(settings):  # the components see these settings, not the environment's
+        tree = defs_tree(settings.defs_dir)
+        domains = tree.build_defs()
+        project = project_of(tree)
     return dg.Definitions.merge(
         domains,
         build_project_definitions(project, settings),

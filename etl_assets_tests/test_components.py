@@ -176,6 +176,24 @@ def test_domains_are_validated_together_across_folders(tmp_path: Path) -> None:
     assert "table 'copy': field 'name': name already defined in" in str(error)
 
 
+def test_the_components_take_the_settings_given_to_build_definitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Staging renames every database; the process environment says nothing of it.
+    monkeypatch.delenv("ETL_ENV", raising=False)
+    settings = load_settings({"ETL_ASSETS_HOME": str(tmp_path / "home"), "ETL_ENV": "staging"})
+    graph = build_definitions(settings).resolve_asset_graph()
+    project = load_project(DEFAULT_DEFS)
+    names = {graph.get(dg.AssetKey(name)).metadata["dagster/table_name"]
+             for name in project.tables}
+    assert names and all(n.startswith("etl_demo_staging.") for n in names), names
+    # The settings do not stick: the next build with other settings gets those.
+    dev = build_definitions(load_settings({"ETL_ASSETS_HOME": str(tmp_path / "home")}))
+    table = next(iter(project.tables))
+    assert dev.resolve_asset_graph().get(dg.AssetKey(table)).metadata[
+        "dagster/table_name"].startswith("etl_demo.")
+
+
 # --- the dg CLI on the project ----------------------------------------------------------------
 
 
