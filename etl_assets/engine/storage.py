@@ -36,6 +36,17 @@ def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
     return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath  # noqa: SLF001
 
 
+def folder_of(spark: SparkSession, uri: Any) -> str:
+    """A metastore location (a `java.net.URI`) as a folder path `hadoop_fs` takes back.
+
+    The metastore keeps locations URI-encoded (`k=O%2527Brien` for the folder Hive names
+    `k=O%27Brien`), while `Path(String)` reads its argument unencoded: handing it the URI's
+    text would name a folder that does not exist. `Path(URI).toString()` is the form that
+    `list_dir` gives and `Path(String)` reads back.
+    """
+    return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri).toString())  # noqa: SLF001
+
+
 def delete_path(spark: SparkSession, path: str) -> None:
     """Delete a folder (recursively) if it exists."""
     fs, hpath = hadoop_fs(spark, path)
@@ -260,7 +271,7 @@ class TableMeta:
     """What the metastore holds about a table, read in one call.
 
     Attributes:
-        location: The table's folder (a URI, as `DESCRIBE` shows it).
+        location: The table's folder (as `folder_of` spells it).
         external: Whether the table is external (ours are: the data lives in load folders).
         schema: Data columns, then partition columns (as `spark.table(...).schema`).
         partition_columns: Partition column names, in order.
@@ -288,7 +299,7 @@ def table_meta(spark: SparkSession, qualified: str) -> TableMeta:
     meta = state.catalog().getTableMetadata(state.sqlParser().parseTableIdentifier(qualified))
     as_java = spark.sparkContext._jvm.scala.jdk.javaapi.CollectionConverters.asJava  # noqa: SLF001
     return TableMeta(
-        location=meta.location().toString(),
+        location=folder_of(spark, meta.location()),
         external=meta.tableType().name() == "EXTERNAL",
         schema=T.StructType.fromJson(json.loads(meta.schema().json())),
         partition_columns=list(as_java(meta.partitionColumnNames())),
@@ -310,7 +321,7 @@ def partition_locations(spark: SparkSession, qualified: str,
     for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
         values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
         spec = partition_spec([(c, values[c]) for c in columns])
-        found[spec] = partition.location().toString()
+        found[spec] = folder_of(spark, partition.location())
     return found
 
 
@@ -320,7 +331,7 @@ class PartitionRecord:
 
     Attributes:
         values: Partition column -> value (as stored: Hive lower-cases column names).
-        location: Its folder (a URI, as `partition_locations` gives it).
+        location: Its folder (as `folder_of` spells it).
         parameters: Its parameters (Hive's own, like `totalSize`, and any set by
             `set_partition_parameters`).
     """
@@ -338,7 +349,7 @@ def partition_records(spark: SparkSession, qualified: str) -> list[PartitionReco
     as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
     database, name = qualified.split(".", 1)
     return [
-        PartitionRecord(values=dict(as_java(p.spec())), location=p.location().toString(),
+        PartitionRecord(values=dict(as_java(p.spec())), location=folder_of(spark, p.location()),
                         parameters=dict(as_java(p.parameters())), handle=p)
         for p in as_java(catalog.listPartitions(database, name, jvm.scala.Option.empty()))
     ]
@@ -383,7 +394,7 @@ def partition_folder(spark: SparkSession, qualified: str, spec: dict[str, str]) 
     catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
     database, name = qualified.split(".", 1)
     found = catalog.getPartitionOption(database, name, jvm.PythonUtils.toScalaMap(spec))
-    return found.get().location().toString() if found.isDefined() else None
+    return folder_of(spark, found.get().location()) if found.isDefined() else None
 
 
 # --- the Hadoop configuration ----------------------------------------------------------------

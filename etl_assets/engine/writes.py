@@ -54,18 +54,6 @@ def _ddl(schema: T.StructType) -> str:
     return column_definitions([(f.name, f.dataType.simpleString()) for f in schema])
 
 
-def table_info(spark: SparkSession, qualified: str, partition: str = "") -> dict[str, str]:
-    """`Location` and `Type` of a table (or of one partition, given its spec SQL)."""
-    clause = f" PARTITION ({partition})" if partition else ""
-    rows = spark.sql(f"DESCRIBE TABLE EXTENDED {table_name(qualified)}{clause}").collect()
-    info: dict[str, str] = {}
-    for row in rows:
-        # With PARTITION, the partition's own Location comes first, the table's after it.
-        if row.col_name in ("Location", "Type") and row.col_name not in info:
-            info[row.col_name] = row.data_type
-    return info
-
-
 def create_external(
     spark: SparkSession,
     qualified: str,
@@ -170,15 +158,6 @@ def written_partitions(
 
     walk(location, (), 0)
     return sorted(found, key=lambda p: p.key)
-
-
-def partition_specs(spark: SparkSession, qualified: str) -> list[str]:
-    """The table's partitions as SQL partition specs."""
-    specs = []
-    for row in spark.sql(f"SHOW PARTITIONS {table_name(qualified)}").collect():
-        pieces = [piece.split("=", 1) for piece in row[0].split("/")]
-        specs.append(partition_spec([(unquote(column), unquote(raw)) for column, raw in pieces]))
-    return specs
 
 
 class SchemaChangeError(ValueError):
@@ -309,10 +288,10 @@ def append_files(
         return grown
     if partition_columns:
         ensure_partitioned_table(spark, qualified, schema, partition_columns, loads_root)
-        existing = set(partition_specs(spark, qualified))
+        existing = S.partition_locations(spark, qualified, partition_columns)
         for partition in written_partitions(spark, location, partition_columns):
-            if partition.spec in existing:
-                target = table_info(spark, qualified, partition.spec)["Location"]
+            target = existing.get(partition.spec)
+            if target is not None:
                 S.move_files(spark, partition.path, target)
                 grown.append(target)
             else:
