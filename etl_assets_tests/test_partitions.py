@@ -323,6 +323,15 @@ def test_incremental_loads_only_new_rows_and_a_failure_keeps_the_watermark(
     mark = spark.sql(f"SELECT watermark FROM {settings.log_db}.run_log "
                      f"WHERE run_id = '{second.run_id}'").first()
     assert mark.watermark > first_mark
+    # The count is kept with the table and the folder fingerprint it was taken at, so the
+    # next append adds its rows to it instead of reading every appended file's footer.
+    table = S.table_meta(spark, "t_inc.target")
+    assert table.properties[TR.ROWS_PARAMETER] == "130"
+    assert table.properties[TR.FINGERPRINT_PROPERTY] == S.folder_fingerprint(
+        spark, table.location)
+    # Someone else adds 5 rows to the folder: the fingerprint no longer matches, so the next
+    # append counts the folder from its footers.
+    spark.table("t_inc.target").limit(5).write.mode("append").parquet(table.location)
 
     _orders(spark, source, rows=150)
     bad = ", CASE WHEN order_id = 140 THEN raise_error('inc boom') ELSE 1 END AS flag"
@@ -334,7 +343,10 @@ def test_incremental_loads_only_new_rows_and_a_failure_keeps_the_watermark(
     assert after_failure == mark.watermark
     third = _load(spark, settings, instance, tmp_path, "i4",
                   INCREMENTAL.format(source=source, extra=""))
-    assert spark.table("t_inc.target").count() == 150
+    spark.catalog.refreshTable("t_inc.target")
+    assert spark.table("t_inc.target").count() == 155  # 130 + the 5 foreign + 20 appended
+    third_meta = third.asset_materializations_for_node("target")[0].metadata
+    assert (third_meta[M.ROWS_WRITTEN].value, third_meta[M.ROW_COUNT].value) == (20, 155)
     write_spec(tmp_path / "i5", INCREMENTAL.format(source=source, extra=""))
     full = materialize_project(load_project(tmp_path / "i5"), settings, instance,
                                tags={FULL_REFRESH_TAG: "true"})

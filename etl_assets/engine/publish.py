@@ -52,10 +52,11 @@ def publish(
     new table.
     """
     table = target.table
+    before = _fingerprint_before_append(spark, target)
     old, grown = _switch(spark, target, request, measured, hold)
     W.delete_unused(spark, old, target.loads_root)
     try:
-        rows: int | None = _table_rows(spark, target, measured, hold, grown)
+        rows: int | None = _table_rows(spark, target, measured, hold, grown, before)
     except Exception as err:  # noqa: BLE001 - counting must never fail a published load
         logger.warning("%s: could not count the table's rows: %s", table.qualified_name, err)
         rows = None
@@ -69,8 +70,23 @@ def publish(
     return rows
 
 
+def _fingerprint_before_append(spark: SparkSession, target: Target) -> str | None:
+    """The folder fingerprint an unpartitioned table has before files are appended to it
+    (`table_rows.appended_rows`); None for other loads, a new table, or when unreadable."""
+    qualified = target.table.qualified_name
+    if target.mode != "append" or target.table.spec.hive_partition_columns:
+        return None
+    try:
+        if not spark.catalog.tableExists(qualified):
+            return None
+        return S.folder_fingerprint(spark, S.table_meta(spark, qualified).location)
+    except Exception as err:  # noqa: BLE001 - the count is then taken from the footers
+        logger.warning("%s: could not summarize the table's folder: %s", qualified, err)
+        return None
+
+
 def _table_rows(spark: SparkSession, target: Target, measured: Measured,
-                hold: frozenset[str], grown: list[str]) -> int:
+                hold: frozenset[str], grown: list[str], before: str | None) -> int:
     """The table's rows after the switch (`etl_assets.engine.table_rows`)."""
     qualified = target.table.qualified_name
     if target.table.spec.hive_partition_columns:
@@ -79,7 +95,7 @@ def _table_rows(spark: SparkSession, target: Target, measured: Measured,
             for p in measured.written if p.key not in hold}
         return TR.partitioned_rows(spark, qualified, counted, recount=grown)
     if target.mode == "append":
-        return TR.folder_rows(spark, S.table_meta(spark, qualified).location)
+        return TR.appended_rows(spark, qualified, before, int(measured.metrics[M.ROW_COUNT]))
     return int(measured.metrics[M.ROW_COUNT])  # the load wrote the whole table
 
 

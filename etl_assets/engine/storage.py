@@ -14,7 +14,7 @@ import json
 import os
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta, timezone
@@ -24,7 +24,7 @@ from pyspark import SparkContext
 from pyspark.sql import Column, Observation, SparkSession
 from pyspark.sql import types as T
 
-from etl_assets.core.sql_quoting import partition_spec
+from etl_assets.core.sql_quoting import partition_spec, string_literal, table_name
 
 # --- folders ----------------------------------------------------------------------------------
 
@@ -275,12 +275,14 @@ class TableMeta:
         external: Whether the table is external (ours are: the data lives in load folders).
         schema: Data columns, then partition columns (as `spark.table(...).schema`).
         partition_columns: Partition column names, in order.
+        properties: Its table properties (`TBLPROPERTIES`), Hive's and ours.
     """
 
     location: str
     external: bool
     schema: T.StructType
     partition_columns: list[str]
+    properties: dict[str, str] = dc_field(default_factory=dict)
 
     def same_shape(self, schema: T.StructType, partition_columns: list[str]) -> bool:
         """Whether the table has exactly these columns, types and partition columns."""
@@ -303,6 +305,7 @@ def table_meta(spark: SparkSession, qualified: str) -> TableMeta:
         external=meta.tableType().name() == "EXTERNAL",
         schema=T.StructType.fromJson(json.loads(meta.schema().json())),
         partition_columns=list(as_java(meta.partitionColumnNames())),
+        properties=dict(as_java(meta.properties())),
     )
 
 
@@ -384,6 +387,15 @@ def set_partition_parameters(
         database, name, jvm.scala.jdk.javaapi.CollectionConverters.asScala(changed).toSeq())
 
 
+def set_table_properties(spark: SparkSession, qualified: str,
+                         properties: Mapping[str, str]) -> None:
+    """Add (or replace) table properties, in one metastore call; the others stay."""
+    if properties:
+        pairs = ", ".join(f"{string_literal(k)} = {string_literal(v)}"
+                          for k, v in properties.items())
+        spark.sql(f"ALTER TABLE {table_name(qualified)} SET TBLPROPERTIES ({pairs})")
+
+
 def _partition_columns(spark: SparkSession, qualified: str) -> list[str]:
     return [c.name for c in spark.catalog.listColumns(qualified) if c.isPartition]
 
@@ -440,6 +452,15 @@ def rows_read(spark: SparkSession, job_group: str) -> int | None:
             except Exception:  # noqa: BLE001 - a skipped stage has no attempt
                 continue
     return total if seen else None
+
+
+def folder_fingerprint(spark: SparkSession, path: str) -> str:
+    """`<files>:<bytes>` under a folder, from one summary call (no file is opened): what a
+    count taken of the folder is trusted by, since any file added, removed or rewritten to
+    another size changes it."""
+    fs, hpath = hadoop_fs(spark, path)
+    summary = fs.getContentSummary(hpath)
+    return f"{int(summary.getFileCount())}:{int(summary.getLength())}"
 
 
 def path_bytes(spark: SparkSession, path: str) -> int:

@@ -9,9 +9,13 @@ re-pointed, added or recovered by anyone else is counted again from its own foot
 stored, so only once). The total then costs one metastore listing per load, however many
 partitions the table has, plus one metastore call to store the new counts. No data is read.
 
-An unpartitioned table rewritten by its load holds exactly the load's rows; an appended one
-is counted from the footers of its folder (one footer per file: the cost grows with the
-files appended over time, not with rows).
+An unpartitioned table rewritten by its load holds exactly the load's rows. An appended one
+keeps its count in two table properties, the count and the folder's fingerprint
+(`<files>:<bytes>`, `storage.folder_fingerprint`) it was taken at: when the folder still
+has that fingerprint just before the append, the new count is the kept one plus the rows
+appended, at the cost of two folder summaries (no file opened); otherwise (the first
+append, or files someone else added, removed or rewrote) the folder is counted from its
+footers, one per file, and the count kept from then on.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from etl_assets.engine import storage as S
 
 ROWS_PARAMETER = "etl_assets.row_count"
 FOLDER_PARAMETER = "etl_assets.row_count_folder"
+FINGERPRINT_PROPERTY = "etl_assets.row_count_fingerprint"  # an appended table's; see above
 
 
 def partitioned_rows(
@@ -68,6 +73,27 @@ def _stored(record: S.PartitionRecord) -> int | None:
         return None
     raw = record.parameters.get(ROWS_PARAMETER, "")
     return int(raw) if raw.isdigit() else None
+
+
+def appended_rows(spark: SparkSession, qualified: str, before: str | None,
+                  rows_written: int) -> int:
+    """An unpartitioned table's rows after an append of `rows_written` rows.
+
+    `before`: the table folder's fingerprint just before the files were added (None when
+    the table did not exist). The kept count is used only if it was taken at that
+    fingerprint; the new count and fingerprint are kept for the next append.
+    """
+    meta = S.table_meta(spark, qualified)
+    kept = meta.properties.get(ROWS_PARAMETER, "")
+    if before is not None and kept.isdigit() and meta.properties.get(
+            FINGERPRINT_PROPERTY) == before:
+        rows = int(kept) + rows_written
+    else:
+        rows = folder_rows(spark, meta.location)
+    S.set_table_properties(spark, qualified, {
+        ROWS_PARAMETER: str(rows),
+        FINGERPRINT_PROPERTY: S.folder_fingerprint(spark, meta.location)})
+    return rows
 
 
 def folder_rows(spark: SparkSession, location: str) -> int:
