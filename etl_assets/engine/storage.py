@@ -315,17 +315,9 @@ def partition_locations(spark: SparkSession, qualified: str,
 
     `columns`: the table's partition columns, when the caller knows them already.
     """
-    jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
-    catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
-    database, name = qualified.split(".", 1)
     columns = columns if columns is not None else _partition_columns(spark, qualified)
-    found = {}
-    partitions = catalog.listPartitions(database, name, jvm.scala.Option.empty())
-    for partition in jvm.scala.jdk.javaapi.CollectionConverters.asJava(partitions):
-        values = jvm.scala.jdk.javaapi.CollectionConverters.asJava(partition.spec())
-        spec = partition_spec([(c, values[c]) for c in columns])
-        found[spec] = folder_of(spark, partition.location())
-    return found
+    return {partition_spec([(c, record.values[c]) for c in columns]): record.location
+            for record in partition_records(spark, qualified)}
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def partitioned_rows(
         if rows is None and folder not in recount:
             rows = _stored(record)
         if rows is None:
-            rows = S.read_footers(spark, folder, []).rows
+            rows = folder_rows(spark, folder)
         stored = {ROWS_PARAMETER: str(rows), FOLDER_PARAMETER: folder}
         if any(record.parameters.get(k) != v for k, v in stored.items()):
             updates.append((record, stored))
