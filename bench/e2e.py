@@ -33,7 +33,8 @@ and, for (c), Dagster's event log of the run (run start and end, each step's sta
     end (planning, metastore calls, Python);
   after: the last job's end to process exit (for (c): the checks' and run's end events,
     Spark's stop);
-  check steps: for (c), the summed wall time of the steps that only run checks.
+  check steps: for (c), the summed wall time of the steps that only run checks (none since
+    issue 23: every check is judged in its table's own step).
 
 Usage: .venv/bin/python bench/e2e.py [--sizes 1M,10M,50M] [--rounds 3]
 """

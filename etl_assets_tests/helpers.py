@@ -20,7 +20,7 @@ import requests
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import DEFS_FILE, Project, domain_document
 from etl_assets.definitions import build_resources
-from etl_assets.orchestration.domains import build_assets, build_checks
+from etl_assets.orchestration.domains import build_assets
 from etl_assets.tools.cluster import apt_install, can_apt_install, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,7 +51,7 @@ def materialize_project(
 ) -> dg.ExecuteInProcessResult:
     """Materialize a project's assets in-process, as `dg launch` would."""
     return dg.materialize(
-        [*build_assets(project), *build_checks(project)],
+        build_assets(project),
         resources=build_resources(settings),
         instance=instance,
         selection=selection,
@@ -76,7 +76,6 @@ def execute_checks_only(
     """Run only the checks of one asset (as the UI's "Execute checks" or a checks-only job)."""
     defs = dg.Definitions(
         assets=build_assets(project),
-        asset_checks=build_checks(project),
         resources=build_resources(settings),
         jobs=[dg.define_asset_job(
             "checks_only", selection=dg.AssetSelection.checks_for_assets(dg.AssetKey(asset))

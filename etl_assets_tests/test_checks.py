@@ -248,8 +248,8 @@ def test_a_failed_check_log_write_fails_the_check_step(
     result = materialize_project(project, broken, instance, selection=["loads"],
                                  raise_on_error=False)
     failures = {e.step_key: e for e in result.all_events if e.is_step_failure}
-    # The blocking row_count check audits the load inside its own step, which writes its
-    # check_log row there: that step fails (and the other checks' step never starts).
+    # The checks are judged inside the load's own step, which writes their check_log rows
+    # there: that step fails.
     assert set(failures) == {"loads"}, failures
     error = failures["loads"].step_failure_data.error.to_string()
     assert "LogWriteError" in error and "to t_broken_log.check_log failed" in error, error
@@ -323,6 +323,15 @@ def test_checks_alone_judge_a_runless_materialization_and_category_change(
     assert not category.passed and category.severity == dg.AssetCheckSeverity.WARN
     assert "D" in category.description and "C" in category.description
     assert changed.success  # a failed WARN check does not fail the run
+    # Judged in the load's own step (no step of checks), on the materialization it recorded,
+    # against the ones before it.
+    assert {e.step_key for e in changed.all_events if e.is_step_start} == {"loads"}
+    newest = instance.fetch_materializations(dg.AssetKey("loads"), limit=1).records[0]
+    assert newest.run_id == changed.run_id
+    assert category.target_materialization_data.storage_id == newest.storage_id
+    # sum/v (4,500) judged against the seeded 4,455-4,554; only sum/id has no history
+    sums = _evaluations(changed)[C.SUMS_CHECK]
+    assert sums.passed and "(1 with insufficient history)" in sums.description, sums.description
 
 
 CODES_SPEC = """

@@ -27,7 +27,7 @@ from etl_assets.definitions import build_resources
 from etl_assets.engine import storage as S
 from etl_assets.engine.held import expire_held, held_loads
 from etl_assets.orchestration import checks as C
-from etl_assets.orchestration.domains import build_assets, build_checks
+from etl_assets.orchestration.domains import build_assets
 from etl_assets.orchestration.held_loads import (
     DISCARD_JOB,
     PUBLISH_JOB,
@@ -262,7 +262,7 @@ tables:
 
 def _backfill(project, settings, instance, start: str, end: str) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions(
-        assets=build_assets(project), asset_checks=build_checks(project),
+        assets=build_assets(project),
         resources=build_resources(settings),
         jobs=[dg.define_asset_job("backfill", selection=["orders"])])
     return defs.resolve_job_def("backfill").execute_in_process(

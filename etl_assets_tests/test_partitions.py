@@ -23,7 +23,7 @@ from etl_assets.engine import table_rows as TR
 from etl_assets.engine.inputs import later_watermark
 from etl_assets.orchestration import checks as C
 from etl_assets.orchestration.assets import FULL_REFRESH_TAG
-from etl_assets.orchestration.domains import build_assets, build_checks
+from etl_assets.orchestration.domains import build_assets
 from etl_assets_tests.helpers import materialize_project, write_spec
 
 
@@ -55,7 +55,7 @@ tables:
 
 def _backfill(project, settings, instance, start: str, end: str) -> dg.ExecuteInProcessResult:
     defs = dg.Definitions(
-        assets=build_assets(project), asset_checks=build_checks(project),
+        assets=build_assets(project),
         resources=build_resources(settings),
         jobs=[dg.define_asset_job("backfill", selection=["daily"])],
     )

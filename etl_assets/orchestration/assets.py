@@ -4,7 +4,7 @@
 
 # No `from __future__ import annotations`: Dagster reads the annotations of asset functions
 # (context, config, resources) at definition time and cannot resolve them from strings.
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,21 +18,21 @@ from etl_assets.core import metric_names as M
 from etl_assets.core.held import DEFAULT_RETENTION_DAYS
 from etl_assets.core.lineage import Lineage, project_lineage, trace_lineage
 from etl_assets.core.load_request import LoadRequest
-from etl_assets.core.outcomes import CheckedLoad
+from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
 from etl_assets.core.specs import Project, Source, Table
 from etl_assets.engine.held import expire_held
 from etl_assets.engine.hive_log import HiveLog
-from etl_assets.engine.load import LoadResult, load_table
+from etl_assets.engine.load import Candidate, LoadResult, load_table
 from etl_assets.engine.load_log import Attempt, failure_rows, success_rows
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration import quality_checks as QC
 from etl_assets.orchestration.audit import (
-    audited_check_specs,
     blocking_rules,
     build_auditor,
+    judge_unrecorded,
     mark_held,
 )
-from etl_assets.orchestration.checks import evaluate_table
+from etl_assets.orchestration.checks import STATUS, check_specs, evaluate_table
 from etl_assets.orchestration.policies import (
     freshness_policy,
     partitions_definition,
@@ -149,12 +149,14 @@ def build_table_asset(project: Project, table: Table,
     # A multi-asset of one table, so that its checks can be selected without it (the UI's
     # "Execute checks", `AssetSelection.checks_for_assets`): the anomaly checks then judge the
     # latest load, while the quality rules, measured only during a load, report nothing.
-    # Blocking anomaly checks are declared here: they audit the staged load before the switch.
-    audited = {s.name for s in audited_check_specs(table)}
+    # Every check is declared here and judged in the load's own step: blocking anomaly checks
+    # audit the staged load before the switch, the others judge it once it is published. A
+    # step per table's checks cost each run its own step events and start-up (bench/e2e.py).
+    anomaly = {s.name for s in check_specs(table)}
     @dg.multi_asset(
         name=spec.name,
         specs=[asset_spec],
-        check_specs=[*QC.quality_check_specs(table), *audited_check_specs(table)] or None,
+        check_specs=[*QC.quality_check_specs(table), *check_specs(table)] or None,
         can_subset=True,
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run() if partitions_def else None,
@@ -169,8 +171,8 @@ def build_table_asset(project: Project, table: Table,
         if key not in context.selected_asset_keys:
             context.log.info(f"{spec.name} is not materialized in this run: its quality rules "
                              "are measured while it loads, so they report nothing")
-            selected = {k.name for k in context.selected_asset_check_keys} & audited
-            if selected:  # the audited checks judge the latest load, as the others do
+            selected = {k.name for k in context.selected_asset_check_keys} & anomaly
+            if selected:  # the anomaly checks judge the latest load
                 yield from latest_load_checks(context, spark.spark_session, etl_log, table,
                                               selected)
             return
@@ -261,9 +263,10 @@ def materialize_table(
         f"{table.qualified_name}: {result.row_count:,} rows ({result.write_mode}), "
         f"{result.bytes:,} bytes in {result.duration_s:.1f}s"
     )
+    judged = _judge_published(context, table, request, result)
     yield dg.MaterializeResult(asset_key=dg.AssetKey(table.name), metadata=shared,
                                check_results=_check_results(context, etl_log, spark, table,
-                                                            request, result))
+                                                            request, result, judged))
 
 
 def _held(
@@ -309,6 +312,33 @@ def _held(
         "held_partitions": list(held.held_partitions)})
 
 
+def _judge_published(
+    context: dg.AssetExecutionContext, table: Table, request: LoadRequest, result: LoadResult,
+) -> list[CheckOutcome]:
+    """The selected non-blocking anomaly checks' verdicts on the load this step published.
+
+    Its materialization is recorded with them, so they judge the load's own metrics against
+    the recorded history, as `evaluate_table` judges a recorded load (a run over several
+    partitions: each partition). A verdict that cannot be reached (the instance's history
+    unreadable) is a failed check with status `error`; the published load stands.
+    """
+    key = dg.AssetKey(table.name)
+    names = {spec.name for spec in check_specs(table) if not spec.blocking}
+    selected = names & {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
+    if not selected:
+        return []
+    candidate = Candidate(table, request, result.schema, result.metrics, result.partitions,
+                          result.quality)
+    try:
+        outcomes, _ = judge_unrecorded(context.instance, table, selected, candidate)
+    except Exception as err:  # noqa: BLE001 - the load is published; say why it is not judged
+        context.log.error(f"{table.name}: could not judge the load: {err!r}")
+        return [CheckOutcome(check=name, metric="", passed=False, severity="WARN",
+                             status="error", description=f"could not judge this load: {err!r}")
+                for name in sorted(selected)]
+    return outcomes
+
+
 def latest_load_checks(
     context: dg.AssetExecutionContext,
     spark: SparkSession,
@@ -316,19 +346,21 @@ def latest_load_checks(
     table: Table,
     selected: set[str],
 ) -> Iterator[dg.AssetCheckResult]:
-    """The audited (blocking) checks run alone: they judge the latest load, like the others."""
+    """The anomaly checks run without a load: they judge the latest recorded load."""
     key = dg.AssetKey(table.name)
     latest, outcomes = evaluate_table(context.instance, table, selected)
     if latest is None:
         for name in sorted(selected):
             yield dg.AssetCheckResult(
                 asset_key=key, check_name=name, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                description=f"{table.name} has no recorded materialization to check yet")
+                description=f"{table.name} has no recorded materialization to check yet",
+                metadata={STATUS: "no_materialization"})
         return
     load = CheckedLoad(run_id=context.run.run_id, asset=table.name,
                        checked_at=datetime.now(timezone.utc), partition_key=latest.partition,
                        target_run_id=latest.run_id)
     etl_log.write_checks(spark, [(load, outcome) for outcome in outcomes])
+    MD.log_failed_checks(context, outcomes)
     for outcome in outcomes:
         yield MD.to_check_result(key, outcome)
 
@@ -359,11 +391,13 @@ def _check_results(
     table: Table,
     request: LoadRequest,
     result: LoadResult,
+    judged: Sequence[CheckOutcome] = (),
 ) -> list[dg.AssetCheckResult]:
-    """The selected rules' and audited checks' results; each verdict written to `check_log`."""
+    """The selected rules', audited and `judged` checks' results; the verdicts written to
+    `check_log` in one batch."""
     key = dg.AssetKey(table.name)
     selected = {k.name for k in context.selected_asset_check_keys if k.asset_key == key}
-    outcomes = [o for o in [*result.quality, *result.audit] if o.check in selected]
+    outcomes = [o for o in [*result.quality, *result.audit, *judged] if o.check in selected]
     keys = request.partition_keys
     partition = keys[0] if len(keys) == 1 else (f"{keys[0]}...{keys[-1]}" if keys else None)
     load = CheckedLoad(run_id=request.run_id, asset=table.name,

@@ -74,16 +74,9 @@ def build_auditor(instance: dg.DagsterInstance, table: Table,
         failed_rules = [o for o in candidate.quality if o.check in rules and not o.passed]
         for outcome in failed_rules:
             reasons.append(f"{outcome.check}: {outcome.description}")
-        keys = list(candidate.request.partition_keys)
         outcomes: list[CheckOutcome] = []
         if checks:
-            if len(keys) > 1:
-                outcomes, held = _audit_partitions(instance, table, checks, candidate, keys)
-            else:
-                point = staged_point(candidate, keys[0] if keys else None, candidate.metrics,
-                                     candidate.schema)
-                history = [] if table.spec.partitions else recorded_points(instance, table)
-                outcomes = judge_point(instance, table, checks, point, history)
+            outcomes, held = judge_unrecorded(instance, table, checks, candidate)
             reasons += [f"{o.check}: {o.description}" for o in outcomes if not o.passed]
         hold = bool(failed_rules) or any(not o.passed for o in outcomes)
         # A failing blocking rule judged the whole load: all of it is held.
@@ -92,6 +85,24 @@ def build_auditor(instance: dg.DagsterInstance, table: Table,
                      reasons=tuple(reasons))
 
     return audit
+
+
+def judge_unrecorded(
+    instance: dg.DagsterInstance, table: Table, checks: set[str], candidate: Candidate,
+) -> tuple[list[CheckOutcome], set[str]]:
+    """The checks' verdicts on a load whose materialization is not recorded yet (staged, or
+    published in this step), and the partitions that failed.
+
+    Judged against the recorded history, as `checks.evaluate_table` judges a recorded load.
+    A run over several partitions is judged partition by partition: one outcome per check.
+    """
+    keys = list(candidate.request.partition_keys)
+    if len(keys) > 1:
+        return _audit_partitions(instance, table, checks, candidate, keys)
+    point = staged_point(candidate, keys[0] if keys else None, candidate.metrics,
+                         candidate.schema)
+    history = [] if table.spec.partitions else recorded_points(instance, table)
+    return judge_point(instance, table, checks, point, history), set()
 
 
 def _audit_partitions(

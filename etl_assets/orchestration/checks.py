@@ -24,7 +24,7 @@ execution history), so yesterday's incident does not poison today's verdict.
 import dataclasses
 import math
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
@@ -34,7 +34,6 @@ from dagster import AssetCheckEvaluation
 from dagster._core.storage.asset_check_execution_record import (  # no public export
     AssetCheckExecutionRecordStatus,
 )
-from dagster_pyspark import LazyPySparkResource
 
 from etl_assets.core import metric_names as M
 from etl_assets.core.anomaly import (
@@ -46,12 +45,11 @@ from etl_assets.core.anomaly import (
     evaluate,
     judge_skipped_rows,
 )
-from etl_assets.core.outcomes import CheckedLoad, CheckOutcome
+from etl_assets.core.outcomes import CheckOutcome
 from etl_assets.core.specs import AnomalyCheckSpec, ChangeCheckSpec, Table
 from etl_assets.orchestration import metadata as MD
 from etl_assets.orchestration.feedback import Decisions, read_decisions
 from etl_assets.orchestration.policies import partitions_definition
-from etl_assets.orchestration.resources import EtlLogResource
 
 ROW_COUNT_CHECK = "row_count_anomaly"
 SUMS_CHECK = "sums_anomaly"
@@ -643,43 +641,3 @@ def check_specs(table: Table) -> list[dg.AssetCheckSpec]:
             specs.append(dg.AssetCheckSpec(name, asset=key, description=what,
                                            blocking=spec.blocking))
     return specs
-
-
-def build_table_checks(table: Table) -> dg.AssetChecksDefinition | None:
-    """One multi-asset check per table: reads the history once for all of its checks.
-
-    Blocking checks are not here: they audit the staged load inside the table's own step,
-    before it is published (`etl_assets.orchestration.audit`).
-    """
-    specs = [spec for spec in check_specs(table) if not spec.blocking]
-    if not specs:
-        return None
-    key = dg.AssetKey(table.name)
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{table.name}_checks")
-    def _checks(
-        context: dg.AssetCheckExecutionContext,
-        spark: LazyPySparkResource,
-        etl_log: EtlLogResource,
-    ) -> Iterator[dg.AssetCheckResult]:
-        selected = {k.name for k in context.selected_asset_check_keys}
-        latest, outcomes = evaluate_table(context.instance, table, selected)
-        if latest is None:
-            for name in sorted(selected):
-                yield dg.AssetCheckResult(
-                    asset_key=key, check_name=name, passed=False,
-                    severity=dg.AssetCheckSeverity.WARN,
-                    description=f"{table.name} has no recorded materialization to check yet",
-                    metadata={STATUS: "no_materialization"},
-                )
-            return
-        checked_at = datetime.now(timezone.utc)
-        load = CheckedLoad(run_id=context.run.run_id, asset=table.name, checked_at=checked_at,
-                           partition_key=latest.partition, target_run_id=latest.run_id)
-        records = [(load, outcome) for outcome in outcomes]
-        etl_log.write_checks(spark.spark_session, records)
-        MD.log_failed_checks(context, outcomes)
-        for outcome in outcomes:
-            yield MD.to_check_result(key, outcome)
-
-    return _checks

@@ -17,7 +17,6 @@ from etl_assets.core.lineage import project_lineage
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import Project
 from etl_assets.orchestration.assets import build_source_asset, build_table_asset
-from etl_assets.orchestration.checks import build_table_checks
 from etl_assets.orchestration.feedback import feedback_job
 from etl_assets.orchestration.health_asset import build_health_report_asset
 from etl_assets.orchestration.held_loads import build_held_load_jobs
@@ -53,12 +52,6 @@ def build_assets(project: Project, held_retention_days: float = DEFAULT_RETENTIO
     return [*sources, *tables]
 
 
-def build_checks(project: Project) -> list[dg.AssetChecksDefinition]:
-    """The anomaly, schema and category checks of every table."""
-    checks = [build_table_checks(table) for table in project.tables.values()]
-    return [c for c in checks if c is not None]
-
-
 def build_domain_definitions(
     project: Project, folder: Path, held_retention_days: float = DEFAULT_RETENTION_DAYS
 ) -> dg.Definitions:
@@ -66,7 +59,6 @@ def build_domain_definitions(
     part = domain_part(project, folder)
     return dg.Definitions(
         assets=build_assets(project, held_retention_days, part),
-        asset_checks=build_checks(part),
         schedules=build_schedules(part),
         sensors=[build_source_sensor(project, source) for source in part.sources.values()
                  if source.spec.sensor],

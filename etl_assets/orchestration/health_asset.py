@@ -8,7 +8,6 @@ from dagster_pyspark import LazyPySparkResource
 from etl_assets.core.health_report import DEFAULT_DAYS, report_path, summary_markdown
 from etl_assets.core.settings import Settings
 from etl_assets.core.specs import Project
-from etl_assets.engine.health import write_report
 from etl_assets.orchestration.resources import EtlLogResource
 
 HEALTH_REPORT_ASSET = "etl_health_report"
@@ -46,8 +45,8 @@ def build_health_report_asset(project: Project, settings: Settings) -> dg.Assets
     """The report as an asset, downstream of every table (it summarizes their loads).
 
     Depending on the tables orders it after the loads of the same run; it reads only
-    `etl_log.*`, never the tables. Each check step writes its `check_log` rows before it
-    ends, so the page shows the checks of the same run.
+    `etl_log.*`, never the tables. A table's checks are judged in its own step, which writes
+    their `check_log` rows before it ends, so the page shows the checks of the same run.
     """
     page = report_path(settings)
 
@@ -65,6 +64,10 @@ def build_health_report_asset(project: Project, settings: Settings) -> dg.Assets
         spark: LazyPySparkResource,
         etl_log: EtlLogResource,
     ) -> dg.MaterializeResult:
+        # Imported here: the page's Plotly costs every definitions load ~0.3 s (py-spy on
+        # `dg launch`), and only this step draws it.
+        from etl_assets.engine.health import write_report
+
         session = spark.spark_session
         report = write_report(session, etl_log.database, page, days=config.days)
         context.log.info(f"wrote {page} ({page.stat().st_size:,} bytes)")
