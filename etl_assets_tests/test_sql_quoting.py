@@ -291,3 +291,20 @@ def test_hostile_names_and_values_load_and_come_back_unchanged(
     metric_rows = spark.table(f"{settings.log_db}.metric_log").where(
         (F.col("run_id") == result.run_id) & (F.col("asset") == "hostile_append")).collect()
     assert {r.metric: r.value for r in metric_rows}[M.SUM + WEIRD] == 90
+
+
+FOLDERS = ["/w/t.db/t/k=O'Brien; DROP TABLE x; --", "/w/t/k=a\nb/ü=日本", "/w/t/k=100%",
+           "/w/t/k=a b+c#d?e", "hdfs://nn:8020/w/t/k=%27", "file:/w/t/k=x%2Fy",
+           "s3a://bucket/w/t/k=[1]{2}"]
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_a_location_is_read_as_hadoop_reads_it(spark, folder: str) -> None:
+    # The metastore hands partition locations back as URI text (all of a table's partitions
+    # in one JSON listing); read without the JVM, each must name the folder Hadoop's
+    # `Path(URI)` names, or the load would look for a folder that does not exist.
+    from etl_assets.engine import storage
+
+    uri = spark.sparkContext._jvm.org.apache.hadoop.fs.Path(folder).toUri()
+    assert "%" in uri.toString() or folder.isascii()  # the text really is encoded
+    assert storage.folder_of_uri_text(uri.toString()) == storage.folder_of(spark, uri)

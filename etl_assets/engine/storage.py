@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from dataclasses import field as dc_field
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from pyspark import SparkContext
 from pyspark.sql import Column, Observation, SparkSession
@@ -45,6 +46,23 @@ def folder_of(spark: SparkSession, uri: Any) -> str:
     `list_dir` gives and `Path(String)` reads back.
     """
     return str(spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri).toString())  # noqa: SLF001
+
+
+def folder_of_uri_text(text: str) -> str:
+    """`folder_of` of a location given as the URI's text, without a call into the JVM.
+
+    What Hadoop's `Path(URI).toString()` gives: the scheme, the authority and the path,
+    percent-decoded (`file:/w/t/k=O%2527Brien` -> `file:/w/t/k=O%27Brien`); a query is
+    dropped, as Hadoop drops it.
+    """
+    parts = urlsplit(text)
+    folder = f"{parts.scheme}:" if parts.scheme else ""
+    if parts.netloc:
+        folder += "//" + unquote(parts.netloc)
+    folder += unquote(parts.path)
+    if parts.fragment:
+        folder += "#" + unquote(parts.fragment)
+    return folder
 
 
 def delete_path(spark: SparkSession, path: str) -> None:
@@ -334,19 +352,29 @@ class PartitionRecord:
     values: dict[str, str]
     location: str
     parameters: dict[str, str]
-    handle: Any = dc_field(repr=False, compare=False, default=None)  # the JVM record
+    # The metastore's listing and this partition's place in it (its JVM record, for
+    # `set_partition_parameters`).
+    handle: Any = dc_field(repr=False, compare=False, default=None)
 
 
 def partition_records(spark: SparkSession, qualified: str) -> list[PartitionRecord]:
-    """Every partition of the table with its folder and parameters, in one metastore call."""
+    """Every partition of the table with its folder and parameters, in one metastore call.
+
+    The listing comes back as one JSON text (Jackson, which Spark ships with its Scala
+    module): reading each record's fields over py4j took about 50 round trips a partition,
+    3.9 s for the demo's 90 daily partitions against 0.16 s (`make demo`, py-spy).
+    """
     jvm = spark.sparkContext._jvm  # noqa: SLF001 - the catalog API has no Python binding
     catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
-    as_java = jvm.scala.jdk.javaapi.CollectionConverters.asJava
     database, name = qualified.split(".", 1)
+    listing = catalog.listPartitions(database, name, jvm.scala.Option.empty())
+    mapper = jvm.com.fasterxml.jackson.databind.ObjectMapper()
+    mapper.registerModule(jvm.com.fasterxml.jackson.module.scala.DefaultScalaModule())
     return [
-        PartitionRecord(values=dict(as_java(p.spec())), location=folder_of(spark, p.location()),
-                        parameters=dict(as_java(p.parameters())), handle=p)
-        for p in as_java(catalog.listPartitions(database, name, jvm.scala.Option.empty()))
+        PartitionRecord(values=record["spec"],
+                        location=folder_of_uri_text(record["storage"]["locationUri"]),
+                        parameters=record["parameters"], handle=(listing, index))
+        for index, record in enumerate(json.loads(mapper.writeValueAsString(listing)))
     ]
 
 
@@ -362,7 +390,8 @@ def set_partition_parameters(
     catalog = spark._jsparkSession.sessionState().catalog().externalCatalog()  # noqa: SLF001
     changed = []
     for record, parameters in updates:
-        p = record.handle
+        listing, index = record.handle
+        p = listing.apply(index)
         merged = p.parameters()
         for key, value in parameters.items():
             merged = merged.updated(key, value)
