@@ -111,6 +111,35 @@ def test_daily_partition_rerun_replaces_only_that_partition_and_backfill_is_one_
     assert "4 of 5 points" in check.description  # 03-01..03-04, not the later days
 
 
+def test_a_backfill_judges_each_partition_against_the_ones_before_it(
+    spark: SparkSession, settings, tmp_path: Path, instance
+) -> None:
+    def source(short_day: str | None = None) -> None:  # 200 customers a day for 14 days
+        frame = spark.range(200 * 14).selectExpr(
+            "CAST(id % 200 AS INT) AS customer_id",
+            "date_add(DATE'2026-03-01', CAST(id DIV 200 AS INT)) AS order_date",
+            "CAST(id % 7 AS DECIMAL(10,2)) AS amount")
+        if short_day:  # that day, only 20 of them
+            frame = frame.where(f"order_date <> DATE'{short_day}' OR customer_id < 20")
+        frame.write.mode("overwrite").parquet(str(tmp_path / "src"))
+
+    source()
+    write_spec(tmp_path / "spec", DAILY.format(db="t_daily_judged", source=tmp_path / "src"))
+    project = load_project(tmp_path / "spec")
+    assert _backfill(project, settings, instance, "2026-03-01", "2026-03-10").success
+    source(short_day="2026-03-12")
+    run = _backfill(project, settings, instance, "2026-03-11", "2026-03-13")
+    # One verdict per check for the run, from each day judged alone against the recorded
+    # days before it: only 03-12 (20 rows against 200) fails.
+    (check,) = [e for e in run.get_asset_check_evaluations()
+                if e.check_name == C.ROW_COUNT_CHECK]
+    assert not check.passed
+    assert check.metadata["partitions_failed"].value == ["2026-03-12"]
+    assert check.description.startswith("2026-03-12: ") and "20" in check.description
+    assert run.success  # a WARN check: the days are published
+    assert spark.table("t_daily_judged.daily").where("order_date = DATE'2026-03-12'").count() == 20
+
+
 def _modes_spec(db: str, source: Path, mode: str, extra: str = "", sql: str = "") -> str:
     sql = sql or "SELECT order_id, customer_id, order_date, amount FROM src"
     return f"""

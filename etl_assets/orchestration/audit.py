@@ -32,6 +32,7 @@ from etl_assets.orchestration.checks import (
     check_specs,
     judge_point,
     recorded_points,
+    shared_reads,
 )
 
 STAGED = sys.maxsize
@@ -112,10 +113,11 @@ def _audit_partitions(
     """Each partition of a multi-partition run judged alone (its footer metrics); one outcome
     per check, failed when any partition failed, naming those."""
     per_check: dict[str, list[tuple[str, CheckOutcome]]] = {}
+    shared = shared_reads(instance, table, checks, keys)
     for key in keys:
         metrics = candidate.per_partition.get(key, {M.ROW_COUNT: 0})
         point = staged_point(candidate, key, metrics, candidate.schema)
-        for outcome in judge_point(instance, table, checks, point, []):
+        for outcome in judge_point(instance, table, checks, point, [], shared):
             per_check.setdefault(outcome.check, []).append((key, outcome))
     held: set[str] = set()
     outcomes = []

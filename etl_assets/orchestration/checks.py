@@ -494,6 +494,57 @@ def _earlier_partitions(
     return [newest[k] for k in earlier if k in newest]
 
 
+@dataclass(frozen=True)
+class SharedReads:
+    """What the judging of every partition of one run reads alike, read once for the run.
+
+    A 90-day backfill judged partition by partition asked the event log the same feedback
+    and past-flag questions, and one materialization query per partition, 90 times over.
+
+    Attributes:
+        decisions: The table's feedback (`read_decisions`).
+        flags: Check name -> its past flags (`_flags`).
+        newest: Partition -> its newest recorded materialization, for every partition from
+            `history_limit` before the run's first to its last.
+    """
+
+    decisions: Decisions
+    flags: Mapping[str, tuple[set[int], dict[str, set[int]]]]
+    newest: Mapping[str, Point]
+
+
+def shared_reads(instance: dg.DagsterInstance, table: Table, checks: set[str],
+                 partition_keys: Sequence[str]) -> SharedReads:
+    """Read once what judging each of `partition_keys` (a run's partitions) needs."""
+    key = dg.AssetKey(table.name)
+    limit = history_limit(table)
+    flags = {name: _flags(instance, dg.AssetCheckKey(key, name), limit)
+             for name in (ROW_COUNT_CHECK, SUMS_CHECK, NULLS_CHECK) if name in checks}
+    partitions = partitions_definition(table)
+    newest: dict[str, Point] = {}
+    if partitions is not None and partition_keys:
+        keys = partitions.get_partition_keys()
+        known = [keys.index(k) for k in partition_keys if k in keys]
+        if known:
+            window = keys[max(0, min(known) - limit):max(known)]
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=key, asset_partitions=window),
+                limit=4 * max(len(window), 1)).records if window else []
+            for point in _points(records):  # newest first: keep the first seen per partition
+                newest.setdefault(point.partition or "", point)
+    return SharedReads(decisions=read_decisions(instance, key), flags=flags, newest=newest)
+
+
+def _earlier_shared(shared: SharedReads, partitions: dg.PartitionsDefinition, partition: str,
+                    limit: int) -> list[Point]:
+    """`_earlier_partitions` from a run's shared reads."""
+    keys = partitions.get_partition_keys()
+    if partition not in keys:
+        return []
+    earlier = keys[max(0, keys.index(partition) - limit):keys.index(partition)]
+    return [shared.newest[k] for k in earlier if k in shared.newest]
+
+
 def evaluate_table(
     instance: dg.DagsterInstance, table: Table, selected: set[str]
 ) -> tuple[Point | None, list[CheckOutcome]]:
@@ -513,8 +564,12 @@ def judge_point(
     selected: set[str],
     latest: Point,
     history: list[Point],
+    shared: SharedReads | None = None,
 ) -> list[CheckOutcome]:
     """The selected checks' verdicts on `latest` against `history` (oldest first).
+
+    `shared`: what a run over several partitions read once for all of them (`shared_reads`),
+    instead of asking the event log again for each.
 
     The one path of every anomaly verdict: the checks after a load (`evaluate_table`) and the
     audit of a staged load before it is published (`etl_assets.orchestration.audit`), which
@@ -526,22 +581,31 @@ def judge_point(
     limit = history_limit(table)
     partitions = partitions_definition(table)
     if partitions is not None and latest.partition:
-        history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
-    decisions = read_decisions(instance, key)
+        if shared is not None:
+            history = _earlier_shared(shared, partitions, latest.partition, limit)
+        else:
+            history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
+    decisions = shared.decisions if shared is not None else read_decisions(instance, key)
     history, baseline_note = apply_rebaseline(history, latest, decisions)
     accepted = set(decisions.accepted)
+
+    def flags(name: str) -> tuple[set[int], dict[str, set[int]]]:
+        if shared is not None and name in shared.flags:
+            return shared.flags[name]
+        return _flags(instance, dg.AssetCheckKey(key, name), limit)
+
     outcomes = []
     if ROW_COUNT_CHECK in selected:
-        flagged, _ = _flags(instance, dg.AssetCheckKey(key, ROW_COUNT_CHECK), limit)
+        flagged, _ = flags(ROW_COUNT_CHECK)
         outcomes.append(row_count_outcome(table, latest, history, flagged - accepted))
     if SUMS_CHECK in selected:
-        _, per_metric = _flags(instance, dg.AssetCheckKey(key, SUMS_CHECK), limit)
+        _, per_metric = flags(SUMS_CHECK)
         per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(sums_outcome(table, latest, history, per_metric))
     for outcome in outcomes:
         _note_decisions(outcome, latest, history, decisions, baseline_note)
     if NULLS_CHECK in selected:
-        _, per_metric = _flags(instance, dg.AssetCheckKey(key, NULLS_CHECK), limit)
+        _, per_metric = flags(NULLS_CHECK)
         per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(null_fraction_outcome(table, latest, history, per_metric))
     if SCHEMA_CHECK in selected:
