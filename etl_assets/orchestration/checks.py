@@ -511,6 +511,9 @@ class SharedReads:
     decisions: Decisions
     flags: Mapping[str, tuple[set[int], dict[str, set[int]]]]
     newest: Mapping[str, Point]
+    keys: Sequence[str] = ()
+    """The partitions definition's keys, in order (listed once: a daily definition builds
+    its list of days on every call)."""
 
 
 def shared_reads(instance: dg.DagsterInstance, table: Table, checks: set[str],
@@ -522,6 +525,7 @@ def shared_reads(instance: dg.DagsterInstance, table: Table, checks: set[str],
              for name in (ROW_COUNT_CHECK, SUMS_CHECK, NULLS_CHECK) if name in checks}
     partitions = partitions_definition(table)
     newest: dict[str, Point] = {}
+    keys: list[str] = []
     if partitions is not None and partition_keys:
         keys = partitions.get_partition_keys()
         known = [keys.index(k) for k in partition_keys if k in keys]
@@ -532,17 +536,17 @@ def shared_reads(instance: dg.DagsterInstance, table: Table, checks: set[str],
                 limit=4 * max(len(window), 1)).records if window else []
             for point in _points(records):  # newest first: keep the first seen per partition
                 newest.setdefault(point.partition or "", point)
-    return SharedReads(decisions=read_decisions(instance, key), flags=flags, newest=newest)
+    return SharedReads(decisions=read_decisions(instance, key), flags=flags, newest=newest,
+                       keys=keys)
 
 
-def _earlier_shared(shared: SharedReads, partitions: dg.PartitionsDefinition, partition: str,
-                    limit: int) -> list[Point]:
+def _earlier_shared(shared: SharedReads, partition: str, limit: int) -> list[Point]:
     """`_earlier_partitions` from a run's shared reads."""
-    keys = partitions.get_partition_keys()
+    keys = shared.keys
     if partition not in keys:
         return []
-    earlier = keys[max(0, keys.index(partition) - limit):keys.index(partition)]
-    return [shared.newest[k] for k in earlier if k in shared.newest]
+    at = keys.index(partition)
+    return [shared.newest[k] for k in keys[max(0, at - limit):at] if k in shared.newest]
 
 
 def evaluate_table(
@@ -582,7 +586,7 @@ def judge_point(
     partitions = partitions_definition(table)
     if partitions is not None and latest.partition:
         if shared is not None:
-            history = _earlier_shared(shared, partitions, latest.partition, limit)
+            history = _earlier_shared(shared, latest.partition, limit)
         else:
             history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
     decisions = shared.decisions if shared is not None else read_decisions(instance, key)
