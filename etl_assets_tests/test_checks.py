@@ -257,6 +257,31 @@ def test_a_failed_check_log_write_fails_the_check_step(
     assert not result.success
 
 
+def test_a_verdict_that_cannot_be_reached_is_an_error_and_the_load_stands(
+    spark: SparkSession, settings, tmp_path: Path, instance, monkeypatch
+) -> None:
+    from etl_assets.orchestration import assets
+
+    def unreadable(*args, **kwargs):
+        raise RuntimeError("event log unreadable")
+
+    # Only the judging after the publish fails (the blocking audit before it still works).
+    monkeypatch.setattr(assets, "judge_unrecorded", unreadable)
+    result = materialize_project(_project(spark, tmp_path, "t_chk_unjudged", 100), settings,
+                                 instance, selection=["loads"])
+    assert result.success and len(result.get_asset_materialization_events()) == 1
+    evaluations = _evaluations(result)
+    assert evaluations[C.ROW_COUNT_CHECK].passed  # the audit's own verdict
+    sums = evaluations[C.SUMS_CHECK]
+    assert not sums.passed and sums.severity == dg.AssetCheckSeverity.WARN
+    assert sums.metadata[C.STATUS].value == "error"
+    assert "event log unreadable" in sums.description
+    assert spark.table("t_chk_unjudged.loads").count() == 100
+    logged = spark.sql(f"SELECT status FROM {settings.log_db}.check_log WHERE run_id = "
+                       f"'{result.run_id}' AND check_name = '{C.SUMS_CHECK}'").collect()
+    assert [r.status for r in logged] == ["error"]
+
+
 def test_cold_start_then_drop_fails_blocks_downstream_and_is_logged(
     spark: SparkSession, settings, tmp_path: Path, instance
 ) -> None:

@@ -334,7 +334,8 @@ def _judge_published(
     except Exception as err:  # noqa: BLE001 - the load is published; say why it is not judged
         context.log.error(f"{table.name}: could not judge the load: {err!r}")
         return [CheckOutcome(check=name, metric="", passed=False, severity="WARN",
-                             status="error", description=f"could not judge this load: {err!r}")
+                             status="error", description=f"could not judge this load: {err!r}",
+                             metadata={STATUS: "error"})
                 for name in sorted(selected)]
     return outcomes
 
