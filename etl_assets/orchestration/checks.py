@@ -467,33 +467,6 @@ def _flags(
     return flagged, per_metric
 
 
-def _earlier_partitions(
-    instance: dg.DagsterInstance,
-    key: dg.AssetKey,
-    partitions: dg.PartitionsDefinition,
-    partition: str,
-    limit: int,
-) -> list[Point]:
-    """The newest materialization of each of the `limit` partitions before `partition`.
-
-    History in partition order: a backfilled day is judged against the days before it, never
-    against later data, whatever order the loads ran in.
-    """
-    keys = partitions.get_partition_keys()
-    if partition not in keys:
-        return []
-    earlier = keys[max(0, keys.index(partition) - limit):keys.index(partition)]
-    if not earlier:
-        return []
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=key, asset_partitions=earlier), limit=4 * limit
-    ).records
-    newest: dict[str, Point] = {}
-    for point in _points(records):  # newest first: keep the first seen per partition
-        newest.setdefault(point.partition or "", point)
-    return [newest[k] for k in earlier if k in newest]
-
-
 @dataclass(frozen=True)
 class SharedReads:
     """What the judging of every partition of one run reads alike, read once for the run.
@@ -540,8 +513,12 @@ def shared_reads(instance: dg.DagsterInstance, table: Table, checks: set[str],
                        keys=keys)
 
 
-def _earlier_shared(shared: SharedReads, partition: str, limit: int) -> list[Point]:
-    """`_earlier_partitions` from a run's shared reads."""
+def _earlier_partitions(shared: SharedReads, partition: str, limit: int) -> list[Point]:
+    """The newest materialization of each of the `limit` partitions before `partition`.
+
+    History in partition order: a backfilled day is judged against the days before it, never
+    against later data, whatever order the loads ran in.
+    """
     keys = shared.keys
     if partition not in keys:
         return []
@@ -572,8 +549,8 @@ def judge_point(
 ) -> list[CheckOutcome]:
     """The selected checks' verdicts on `latest` against `history` (oldest first).
 
-    `shared`: what a run over several partitions read once for all of them (`shared_reads`),
-    instead of asking the event log again for each.
+    `shared`: what a run over several partitions read once for all of them (`shared_reads`
+    for the same `selected`); read here for this point alone when not given.
 
     The one path of every anomaly verdict: the checks after a load (`evaluate_table`) and the
     audit of a staged load before it is published (`etl_assets.orchestration.audit`), which
@@ -581,35 +558,28 @@ def judge_point(
     partitions before its own instead of the materializations before it; past flags (less
     accepted loads) are left out of the baseline, and a re-baseline cuts the history.
     """
-    key = dg.AssetKey(table.name)
     limit = history_limit(table)
     partitions = partitions_definition(table)
+    if shared is None:
+        shared = shared_reads(instance, table, selected,
+                              [latest.partition] if latest.partition else [])
     if partitions is not None and latest.partition:
-        if shared is not None:
-            history = _earlier_shared(shared, latest.partition, limit)
-        else:
-            history = _earlier_partitions(instance, key, partitions, latest.partition, limit)
-    decisions = shared.decisions if shared is not None else read_decisions(instance, key)
+        history = _earlier_partitions(shared, latest.partition, limit)
+    decisions = shared.decisions
     history, baseline_note = apply_rebaseline(history, latest, decisions)
     accepted = set(decisions.accepted)
-
-    def flags(name: str) -> tuple[set[int], dict[str, set[int]]]:
-        if shared is not None and name in shared.flags:
-            return shared.flags[name]
-        return _flags(instance, dg.AssetCheckKey(key, name), limit)
-
     outcomes = []
     if ROW_COUNT_CHECK in selected:
-        flagged, _ = flags(ROW_COUNT_CHECK)
+        flagged, _ = shared.flags[ROW_COUNT_CHECK]
         outcomes.append(row_count_outcome(table, latest, history, flagged - accepted))
     if SUMS_CHECK in selected:
-        _, per_metric = flags(SUMS_CHECK)
+        _, per_metric = shared.flags[SUMS_CHECK]
         per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(sums_outcome(table, latest, history, per_metric))
     for outcome in outcomes:
         _note_decisions(outcome, latest, history, decisions, baseline_note)
     if NULLS_CHECK in selected:
-        _, per_metric = flags(NULLS_CHECK)
+        _, per_metric = shared.flags[NULLS_CHECK]
         per_metric = {metric: ids - accepted for metric, ids in per_metric.items()}
         outcomes.append(null_fraction_outcome(table, latest, history, per_metric))
     if SCHEMA_CHECK in selected:
